@@ -1,0 +1,3 @@
+module gotel.test/httpserver
+
+go 1.21
