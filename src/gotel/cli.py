@@ -1,0 +1,175 @@
+"""gotel's command line: run | attach | inspect | doctor | demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from gotel import __version__
+from gotel.config import EXPORTERS, Config, make_config
+from gotel.errors import EXIT_BAD_INPUT, EXIT_OK, GotelError
+
+log = logging.getLogger("gotel")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + line
+        print(f"gotel: {message} (see gotel --help)", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _export_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--exporter", choices=EXPORTERS, help="overrides OTEL_TRACES_EXPORTER")
+    p.add_argument("--output", help="file for --exporter jsonl (default: stdout)")
+    p.add_argument("--service-name", help="overrides OTEL_SERVICE_NAME")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="gotel", description="Zero-code OpenTelemetry for Go programs (eBPF).")
+    parser.add_argument("--version", action="version", version=f"gotel {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="start a program and instrument it from its first instruction")
+    _export_flags(run)
+    run.add_argument("argv", nargs=argparse.REMAINDER, help="-- ./app args...")
+
+    attach = sub.add_parser("attach", help="instrument running processes")
+    _export_flags(attach)
+    which = attach.add_mutually_exclusive_group(required=True)
+    which.add_argument("--pid", type=int, help="a running process")
+    which.add_argument("--exe", help="every process running this executable, now and later")
+
+    inspect = sub.add_parser("inspect", help="what gotel sees in a Go binary")
+    inspect.add_argument("binary", nargs="?", help="path to a Go executable")
+    inspect.add_argument("--pid", type=int, help="inspect a running process's executable")
+
+    sub.add_parser("doctor", help="can this machine run gotel?")
+
+    demo = sub.add_parser("demo", help="build the bundled demo service, trace it, print its spans")
+    _export_flags(demo)
+    demo.add_argument("--requests", type=int, default=1, help="rounds of demo requests")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="gotel: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return _dispatch(args)
+    except GotelError as exc:
+        print(f"gotel: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "doctor":
+        from gotel.doctor import run_doctor
+
+        return run_doctor(sys.stdout)
+    if args.command == "inspect":
+        from gotel.inspect_report import run_inspect
+
+        return run_inspect(args.binary, args.pid, sys.stdout)
+    config = make_config(
+        exporter=args.exporter, output=args.output, service_name=args.service_name
+    )
+    if args.command == "demo":
+        from gotel.demo import run_demo
+
+        return run_demo(config, rounds=args.requests, out=sys.stdout)
+    if args.command == "run":
+        return _run(config, args.argv)
+    return _attach(config, pid=args.pid, exe=args.exe)
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        log.info("%s: detaching", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return stop
+
+
+def _attach(config: Config, *, pid: int | None, exe: str | None) -> int:
+    from gotel.instrumentation.registry import all_probes
+    from gotel.privileges import require_tracing
+    from gotel.supervisor import Supervisor
+    from gotel.target import process_from_pid, resolve_executable
+
+    process = process_from_pid(pid) if pid is not None else None
+    executable = resolve_executable(exe) if exe is not None else None
+    require_tracing()
+    stop = _stop_on_signals()
+    supervisor = Supervisor(config, all_probes())
+    try:
+        if process is not None:
+            supervisor.attach(process)
+        else:
+            assert executable is not None
+            log.info("watching for processes running %s", executable)
+            supervisor.watch(executable)
+        supervisor.run(stop, exit_when_idle=process is not None)
+    finally:
+        supervisor.close()
+    return EXIT_OK
+
+
+def _run(config: Config, argv: list[str]) -> int:
+    from gotel.instrumentation.registry import all_probes
+    from gotel.privileges import require_tracing
+    from gotel.supervisor import Supervisor
+    from gotel.target import HeldLaunch, Process
+
+    from gotel.goelf import open_binary
+    from gotel.target import resolve_executable
+
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise GotelError("nothing to run (usage: gotel run -- ./app args...)")
+    # Bad input is refused before the program starts; a program gotel cannot
+    # instrument for other reasons still runs, with a warning.
+    open_binary(resolve_executable(argv[0])).close()
+    require_tracing()
+    launch = HeldLaunch(argv)
+    stop = _stop_on_signals()
+    supervisor = Supervisor(config, all_probes())
+    try:
+        try:
+            process = Process(launch.pid, launch.executable, str(launch.executable))
+            supervisor.attach(process)
+        except GotelError as exc:
+            log.warning("%s; running it uninstrumented", exc)
+        launch.release()
+        supervisor.run(stop, exit_when_idle=True)
+    finally:
+        launch.release()
+        supervisor.close()
+    if stop.is_set() and launch.popen.poll() is None:
+        return EXIT_OK  # gotel was stopped; the program keeps running
+    code = launch.popen.wait()
+    return 128 - code if code < 0 else code  # killed by signal N: 128+N, as shells report
+
+
+def entry() -> None:
+    raise SystemExit(main())
+
+
+if __name__ == "__main__":
+    entry()

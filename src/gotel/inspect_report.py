@@ -1,0 +1,59 @@
+"""`gotel inspect`: what gotel sees in a Go binary and what it would attach."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from gotel.errors import EXIT_OK, GotelError
+from gotel.goelf import GoBinary, open_binary
+from gotel.instrumentation.registry import all_probes
+from gotel.planning import ProbePlan, plan_probes
+
+
+def run_inspect(path: str | None, pid: int | None, out: TextIO) -> int:
+    if (path is None) == (pid is None):
+        raise GotelError("inspect needs a binary path or --pid PID, not both")
+    if pid is not None:
+        from gotel.target import process_from_pid
+
+        target = str(process_from_pid(pid).binary)
+    else:
+        target = str(path)
+    with open_binary(target) as binary:
+        plans = plan_probes(binary, all_probes())
+        write_report(binary, plans, out)
+    return EXIT_OK
+
+
+def write_report(binary: GoBinary, plans: list[ProbePlan], out: TextIO) -> None:
+    w = out.write
+    w(f"binary:      {binary.path}\n")
+    w(f"go version:  {binary.go_version}\n")
+    main = f"{binary.main.path} {binary.main.version}" if binary.main else "(none recorded)"
+    w(f"main module: {main}\n")
+    w(f"build id:    {binary.build_id}\n")
+    w(f"symbols:     {'symtab' if binary.has_symtab else 'pclntab only (stripped)'}\n")
+    w(f"dwarf:       {'yes' if binary.has_dwarf else 'no (stripped)'}\n")
+    w(f"pie:         {'yes' if binary.pie else 'no'}\n")
+    if binary.modules:
+        w(f"modules ({len(binary.modules)}):\n")
+        for mod, version in sorted(binary.modules.items()):
+            w(f"  {mod} {version}\n")
+    else:
+        w("modules:     none recorded in buildinfo\n")
+    w("\nprobes:\n")
+    for plan in plans:
+        mark = "✓" if plan.applies else "✗"
+        w(f"  {mark} {plan.probe.name}")
+        w(f"  ({plan.uprobe_count} uprobes)\n" if plan.applies else f"  skipped: {plan.skip_reason}\n")
+        for hp in plan.hooks:
+            fn = hp.function
+            w(f"      {fn.name}  vaddr {fn.address:#x}  size {fn.size}\n")
+            if hp.hook.entry:
+                w(f"        entry  file offset {fn.file_offset:#x} -> {hp.hook.entry}\n")
+            if hp.hook.returns:
+                rets = ", ".join(f"{o:#x}" for o in hp.return_offsets)
+                w(f"        {len(hp.return_offsets)} RETs  [{rets}] -> {hp.hook.returns}\n")
+        for key, res in plan.fields.items():
+            value = f"{res.offset}" if res.offset is not None else "-"
+            w(f"      offset {key:48s} {value:>6s}  {res.source}\n")

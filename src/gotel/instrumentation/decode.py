@@ -1,0 +1,32 @@
+"""Helpers shared by probes to turn raw event fields into span values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def text(event: Mapping[str, Any], name: str) -> tuple[str, bool]:
+    """The string field `name` cut to its `<name>_len`, and whether the buffer truncated it."""
+    raw: bytes = event[name]
+    length = int(event[f"{name}_len"])
+    value = raw[: min(length, len(raw))].decode("utf-8", errors="replace")
+    return value, length > len(raw)
+
+
+def split_host_port(hostport: str) -> tuple[str, int | None]:
+    """"host:port", "[v6]:port", "host" -> (host, port or None)."""
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end < 0:
+            return hostport, None
+        host, rest = hostport[1:end], hostport[end + 1 :]
+        return host, _port(rest[1:]) if rest.startswith(":") else None
+    if hostport.count(":") == 1:
+        host, _, port = hostport.partition(":")
+        return host, _port(port)
+    return hostport, None
+
+
+def _port(text: str) -> int | None:
+    return int(text) if text.isdigit() and 0 < int(text) < 65536 else None

@@ -1,0 +1,18 @@
+/* Go's amd64 register ABI (Go >= 1.17), seen from a uprobe. */
+#pragma once
+
+#include <asm/ptrace.h> /* struct pt_regs with user-space register names */
+
+/* Integer arguments in order; only valid at a function's entry instruction. */
+#define GO_PARAM1(ctx) ((ctx)->rax)
+#define GO_PARAM2(ctx) ((ctx)->rbx)
+#define GO_PARAM3(ctx) ((ctx)->rcx)
+#define GO_PARAM4(ctx) ((ctx)->rdi)
+#define GO_PARAM5(ctx) ((ctx)->rsi)
+#define GO_PARAM6(ctx) ((ctx)->r8)
+#define GO_PARAM7(ctx) ((ctx)->r9)
+#define GO_PARAM8(ctx) ((ctx)->r10)
+#define GO_PARAM9(ctx) ((ctx)->r11)
+
+/* Go keeps the running goroutine's g in R14 while in Go code. */
+#define GO_G(ctx) ((ctx)->r14)

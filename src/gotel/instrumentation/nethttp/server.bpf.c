@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * net/http server spans: net/http.serverHandler.ServeHTTP, entry and every RET.
+ * The entry decides the span's ids; the return reads the request (still
+ * reachable from the caller's frame) and the status, and emits one event.
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "include/go_abi.h"
+#include "include/go_types.h"
+#include "include/span_context.h"
+#include "include/events.h"
+#include "events.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Struct field offsets, from the target's DWARF or gotel's offsets database. */
+volatile const __u64 off_request_method = GOTEL_OFFSET_ABSENT;
+volatile const __u64 off_request_url = GOTEL_OFFSET_ABSENT;
+volatile const __u64 off_request_host = GOTEL_OFFSET_ABSENT;
+volatile const __u64 off_request_remote_addr = GOTEL_OFFSET_ABSENT;
+volatile const __u64 off_request_proto_major = GOTEL_OFFSET_ABSENT;
+volatile const __u64 off_request_proto_minor = GOTEL_OFFSET_ABSENT;
+volatile const __u64 off_request_tls = GOTEL_OFFSET_ABSENT;
+volatile const __u64 off_request_pattern = GOTEL_OFFSET_ABSENT;
+volatile const __u64 off_request_pat = GOTEL_OFFSET_ABSENT;
+volatile const __u64 off_pattern_str = GOTEL_OFFSET_ABSENT;
+volatile const __u64 off_url_path = GOTEL_OFFSET_ABSENT;
+volatile const __u64 off_url_raw_query = GOTEL_OFFSET_ABSENT;
+volatile const __u64 off_response_req = GOTEL_OFFSET_ABSENT;
+volatile const __u64 off_response_status = GOTEL_OFFSET_ABSENT;
+volatile const __u64 off_h2_writer_rws = GOTEL_OFFSET_ABSENT;
+volatile const __u64 off_h2_state_req = GOTEL_OFFSET_ABSENT;
+volatile const __u64 off_h2_state_status = GOTEL_OFFSET_ABSENT;
+volatile const __u32 route_source = HTTP_ROUTE_NONE;
+
+/* A request being served, keyed by its goroutine. */
+struct server_request {
+	__u64 start_ns;
+	__u64 request;  /* *http.Request */
+	__u64 response; /* ResponseWriter's data word */
+	struct span_context sc;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct server_request);
+} server_requests SEC(".maps");
+
+GOTEL_EVENT_TYPE(http_server_event);
+
+SEC("uprobe")
+int serve_http_entry(struct pt_regs *ctx)
+{
+	__u64 g = GO_G(ctx);
+	__u64 request = GO_PARAM4(ctx);
+	struct server_request *seen, req = {};
+
+	/* A stack growth restarts the function: keep the first entry's ids. */
+	seen = bpf_map_lookup_elem(&server_requests, &g);
+	if (seen && seen->request == request)
+		return 0;
+
+	req.start_ns = bpf_ktime_get_boot_ns();
+	req.request = request;
+	req.response = GO_PARAM3(ctx);
+	span_context_new_root(&req.sc);
+	bpf_map_update_elem(&server_requests, &g, &req, BPF_ANY);
+	return 0;
+}
+
+/* The status the handler wrote; 0 when it wrote none (Go then sends 200). */
+static __always_inline __u64 response_status(__u64 response, __u64 request)
+{
+	__u64 state;
+
+	if (read_ptr_field(response, off_response_req) == request)
+		return read_ptr_field(response, off_response_status);
+	/* Not an HTTP/1 *response: try the HTTP/2 writer, checked the same way. */
+	state = read_ptr_field(response, off_h2_writer_rws);
+	if (state && read_ptr_field(state, off_h2_state_req) == request)
+		return read_ptr_field(state, off_h2_state_status);
+	return 0;
+}
+
+static __always_inline __u32 read_route(__u64 request, char *dst)
+{
+	__u64 pat;
+
+	switch (route_source) {
+	case HTTP_ROUTE_PATTERN_FIELD:
+		return read_go_string_n(request, off_request_pattern, dst, HTTP_ROUTE_SIZE);
+	case HTTP_ROUTE_PAT_POINTER:
+		pat = read_ptr_field(request, off_request_pat);
+		return read_go_string_n(pat, off_pattern_str, dst, HTTP_ROUTE_SIZE);
+	}
+	return 0;
+}
+
+SEC("uprobe")
+int serve_http_return(struct pt_regs *ctx)
+{
+	__u64 g = GO_G(ctx);
+	struct server_request *req = bpf_map_lookup_elem(&server_requests, &g);
+	struct http_server_event *e;
+	__u64 request, url;
+
+	if (!req)
+		return 0;
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost_event();
+		bpf_map_delete_elem(&server_requests, &g);
+		return 0;
+	}
+	request = req->request;
+	e->start_ns = req->start_ns;
+	e->end_ns = bpf_ktime_get_boot_ns();
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	__builtin_memcpy(e->trace_id, req->sc.trace_id, sizeof(e->trace_id));
+	__builtin_memcpy(e->span_id, req->sc.span_id, sizeof(e->span_id));
+	__builtin_memset(e->parent_span_id, 0, sizeof(e->parent_span_id));
+	e->status = response_status(req->response, request);
+	bpf_map_delete_elem(&server_requests, &g);
+
+	e->proto_major = read_ptr_field(request, off_request_proto_major);
+	e->proto_minor = read_ptr_field(request, off_request_proto_minor);
+	e->tls = read_ptr_field(request, off_request_tls) != 0;
+	e->method_len = read_go_string(request, off_request_method, e->method);
+	e->host_len = read_go_string(request, off_request_host, e->host);
+	e->remote_addr_len = read_go_string(request, off_request_remote_addr, e->remote_addr);
+	e->route_len = read_route(request, e->route);
+	url = read_ptr_field(request, off_request_url);
+	e->path_len = read_go_string(url, off_url_path, e->path);
+	e->query_len = read_go_string(url, off_url_raw_query, e->query);
+	submit_event(e);
+	return 0;
+}

@@ -1,0 +1,61 @@
+"""A probe as data: what to hook, which offsets to fill, how an event becomes a span.
+
+Each instrumented library's folder declares its probes with these types; the
+generic core (planning, loading, reading) drives any of them the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gotel.trace import BootClock, Span
+
+STD = "std"  # the standard library's "module": its version is the Go version
+
+Event = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class StructField:
+    """A struct field a probe reads; its byte offset fills the BPF constant `const`."""
+
+    struct: str  # as DWARF names it: "net/http.Request"
+    field: str  # "Method"
+    const: str  # `volatile const __u64` in the BPF object
+    module: str = STD
+    required: bool = True  # optional fields leave the constant at GOTEL_OFFSET_ABSENT
+
+    @property
+    def key(self) -> str:
+        return f"{self.struct}.{self.field}"
+
+
+@dataclass(frozen=True)
+class Hook:
+    """A function to probe: a program at its entry and/or one at each of its RETs."""
+
+    symbol: str
+    entry: str | None = None
+    returns: str | None = None
+
+
+@dataclass(frozen=True)
+class Probe:
+    name: str  # "net/http server"
+    module: str  # module whose presence (and version) enables the probe
+    bpf_object: Path
+    hooks: tuple[Hook, ...]
+    fields: tuple[StructField, ...]
+    event: str  # C struct name of the event the object emits
+    to_span: Callable[[Event, BootClock], Span | None]
+    min_go: str = "1.21"
+    # Feature constants derived from which optional fields resolved (const -> offset).
+    features: Callable[[Mapping[str, int]], dict[str, int]] = field(default=lambda _: {})
+
+
+def object_path(package_file: str, name: str) -> Path:
+    """The compiled BPF object beside a probe's source (built by `make bpf`)."""
+    return Path(package_file).resolve().parent / name

@@ -1,0 +1,133 @@
+"""Runs the sessions of every target process: attach, drain on a timer, watch, detach."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from gotel.config import Config
+from gotel.errors import GotelError, TargetError
+from gotel.export import BatchingExporter, create_exporter
+from gotel.goelf import open_binary
+from gotel.instrumentation.probe import Probe
+from gotel.planning import plan_probes
+from gotel.session import Session
+from gotel.target import Process, is_alive, pids_running, process_from_pid
+from gotel.trace import BootClock, build_resource
+
+log = logging.getLogger(__name__)
+
+LOST_CHECK_INTERVAL_S = 2.0
+
+
+@dataclass
+class Totals:
+    spans: int = 0
+    lost: int = 0
+    sessions: int = 0
+
+
+class Supervisor:
+    def __init__(self, config: Config, probes: list[Probe]) -> None:
+        self.config = config
+        self.probes = probes
+        self.clock = BootClock()
+        self.sessions: dict[int, Session] = {}
+        self.totals = Totals()
+        self._watched: list[Path] = []
+        self._ignored: set[int] = set()
+
+    # -- targets ----------------------------------------------------------------
+    def attach(self, process: Process, *, pid_filter: int | None = None) -> Session:
+        """Instrument one process. Raises GotelError when no probe could attach."""
+        with open_binary(process.binary) as binary:
+            plans = plan_probes(binary, self.probes)
+            go_version = binary.go_version
+        resource = build_resource(
+            executable=process.executable_path,
+            pid=process.pid,
+            go_version=go_version,
+            service_name=self.config.service_name,
+            extra={},
+        )
+        exporter = BatchingExporter(
+            create_exporter(self.config.exporter, resource=resource, output=self.config.output)
+        )
+        session = Session(process, plans, exporter, self.clock, pid_filter=pid_filter)
+        session.attach()
+        if not session.attached:
+            exporter.shutdown()
+            reasons = "; ".join(f"{k}: {v}" for k, v in session.stats.skipped.items())
+            raise TargetError(f"pid {process.pid}: no probe could attach ({reasons})")
+        self.sessions[process.pid] = session
+        self.totals.sessions += 1
+        return session
+
+    def watch(self, executable: Path) -> None:
+        """Instrument every process running `executable`, now and whenever one starts."""
+        self._watched.append(executable)
+        self._scan()
+
+    def _scan(self) -> None:
+        for exe in self._watched:
+            try:
+                pids = pids_running(exe)
+            except OSError as exc:
+                log.warning("cannot watch %s: %s", exe, exc)
+                continue
+            for pid in pids:
+                if pid in self.sessions or pid in self._ignored:
+                    continue
+                try:
+                    self.attach(process_from_pid(pid))
+                except GotelError as exc:
+                    self._ignored.add(pid)
+                    log.warning("%s", exc)
+
+    # -- loop ---------------------------------------------------------------------
+    def run(self, stop: threading.Event, *, exit_when_idle: bool = True) -> None:
+        """Drain until `stop` is set, or (exit_when_idle) until no target is left."""
+        next_lost = next_watch = time.monotonic()
+        while not stop.is_set():
+            busy = False
+            for session in list(self.sessions.values()):
+                # A full batch hints at more waiting: go round again at once.
+                busy |= session.poll() >= 256
+            now = time.monotonic()
+            if now >= next_lost:
+                next_lost = now + LOST_CHECK_INTERVAL_S
+                for session in self.sessions.values():
+                    session.check_lost()
+            if now >= next_watch:
+                next_watch = now + self.config.watch_interval_s
+                self._reap()
+                if self._watched:
+                    self._scan()
+            if exit_when_idle and not self._watched and not self.sessions:
+                return
+            if not busy:
+                stop.wait(self.config.poll_interval_s)
+
+    def _reap(self) -> None:
+        for pid, session in list(self.sessions.items()):
+            if not session.process.alive():
+                log.info("pid %d exited; detaching", pid)
+                self._close_session(pid)
+        self._ignored = {pid for pid in self._ignored if is_alive(pid)}
+
+    def _close_session(self, pid: int) -> None:
+        session = self.sessions.pop(pid)
+        try:
+            session.close()
+        finally:
+            self.totals.spans += session.stats.spans
+            self.totals.lost += session.stats.lost
+            session.exporter.shutdown()
+
+    def close(self) -> None:
+        """Detach everything and flush every exporter. Idempotent."""
+        for pid in list(self.sessions):
+            self._close_session(pid)

@@ -1,0 +1,111 @@
+"""End-to-end helpers: real Go servers, a real gotel process, a real OTLP receiver."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from gotools import REPO
+
+GOTEL = [sys.executable, "-m", "gotel.cli"]
+
+
+class GoServer:
+    """A test HTTP server on a free loopback port."""
+
+    def __init__(self, binary: Path, *args: str) -> None:
+        self.binary = binary
+        self.popen = subprocess.Popen(
+            [str(binary), "-addr", "127.0.0.1:0", *args], stdout=subprocess.PIPE, text=True
+        )
+        assert self.popen.stdout is not None
+        line = self.popen.stdout.readline().strip()
+        assert line.startswith("listening on "), f"server said {line!r}"
+        self.address = line.removeprefix("listening on ")
+        self.host, port = self.address.rsplit(":", 1)
+        self.port = int(port)
+        self.url = f"http://{self.address}"
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            self.popen.wait(timeout=10)
+
+
+class Gotel:
+    """gotel as a user runs it: a separate process whose stderr we watch."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self.popen = subprocess.Popen(
+            [*GOTEL, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, **(env or {})),
+            cwd=REPO,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.popen.stderr is not None
+        for line in self.popen.stderr:
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float = 30) -> re.Match[str]:
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for line in self.lines:
+                    if m := regex.search(line):
+                        return m
+                left = deadline - time.monotonic()
+                if left <= 0 or self.popen.poll() is not None and not self._reader.is_alive():
+                    raise AssertionError(f"gotel never said /{pattern}/; stderr:\n" + self.log)
+                self._cond.wait(min(left, 0.2))
+
+    @property
+    def log(self) -> str:
+        return "\n".join(self.lines)
+
+    def stop(self, timeout: float = 15) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+        code = self.popen.wait(timeout=timeout)
+        self._reader.join(timeout=5)
+        return code
+
+
+@pytest.fixture
+def servers() -> Iterator[list[GoServer]]:
+    started: list[GoServer] = []
+    yield started
+    for s in started:
+        s.stop()
+
+
+@pytest.fixture
+def gotels() -> Iterator[list[Gotel]]:
+    started: list[Gotel] = []
+    yield started
+    for g in started:
+        if g.popen.poll() is None:
+            g.popen.kill()
+            g.popen.wait()

@@ -1,0 +1,50 @@
+"""Building and running the Go programs under tests/apps (shared by test suites and bench)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+APPS = REPO / "tests" / "apps"
+BUILD = REPO / "tests" / ".build"
+
+
+def go_binary() -> str:
+    found = shutil.which("go") or "/usr/local/go/bin/go"
+    if not os.access(found, os.X_OK):
+        raise RuntimeError("go toolchain not found: install Go >= 1.21 on PATH")
+    return found
+
+
+def build_app(
+    app: str | Path,
+    *,
+    toolchain: str | None = None,
+    stripped: bool = False,
+    pie: bool = False,
+    name: str | None = None,
+) -> Path:
+    """Build an app (folder under tests/apps, or a path) once per flag set; returns the binary."""
+    source = Path(app) if Path(app).is_absolute() else APPS / app
+    tag = name or "-".join(
+        filter(None, [source.name, toolchain or "default", "stripped" if stripped else "", "pie" if pie else ""])
+    )
+    out = BUILD / tag
+    if out.exists() and out.stat().st_mtime >= _newest_source(source):
+        return out
+    BUILD.mkdir(parents=True, exist_ok=True)
+    cmd = [go_binary(), "build", "-o", str(out)]
+    if stripped:
+        cmd += ["-ldflags=-s -w"]
+    if pie:
+        cmd += ["-buildmode=pie"]
+    env = dict(os.environ, GOTOOLCHAIN=toolchain or "local")
+    subprocess.run(cmd + ["."], cwd=source, env=env, check=True, capture_output=True)
+    return out
+
+
+def _newest_source(source: Path) -> float:
+    return max(p.stat().st_mtime for p in source.rglob("*") if p.is_file())

@@ -1,0 +1,3 @@
+module gotel.test/loop
+
+go 1.22
