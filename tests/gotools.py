@@ -29,9 +29,8 @@ def build_app(
 ) -> Path:
     """Build an app (folder under tests/apps, or a path) once per flag set; returns the binary."""
     source = Path(app) if Path(app).is_absolute() else APPS / app
-    tag = name or "-".join(
-        filter(None, [source.name, toolchain or "default", "stripped" if stripped else "", "pie" if pie else ""])
-    )
+    flags = ["stripped" if stripped else "", "pie" if pie else ""]
+    tag = name or "-".join(filter(None, [source.name, toolchain or "default", *flags]))
     out = BUILD / tag
     if out.exists() and out.stat().st_mtime >= _newest_source(source):
         return out
@@ -42,7 +41,7 @@ def build_app(
     if pie:
         cmd += ["-buildmode=pie"]
     env = dict(os.environ, GOTOOLCHAIN=toolchain or "local")
-    subprocess.run(cmd + ["."], cwd=source, env=env, check=True, capture_output=True)
+    subprocess.run([*cmd, "."], cwd=source, env=env, check=True, capture_output=True)
     return out
 
 

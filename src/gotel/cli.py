@@ -8,7 +8,6 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 
 from gotel import __version__
 from gotel.config import EXPORTERS, Config, make_config
@@ -131,13 +130,11 @@ def _attach(config: Config, *, pid: int | None, exe: str | None) -> int:
 
 
 def _run(config: Config, argv: list[str]) -> int:
+    from gotel.goelf import open_binary
     from gotel.instrumentation.registry import all_probes
     from gotel.privileges import require_tracing
     from gotel.supervisor import Supervisor
-    from gotel.target import HeldLaunch, Process
-
-    from gotel.goelf import open_binary
-    from gotel.target import resolve_executable
+    from gotel.target import HeldLaunch, Process, resolve_executable
 
     if argv and argv[0] == "--":
         argv = argv[1:]

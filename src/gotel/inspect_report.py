@@ -45,7 +45,10 @@ def write_report(binary: GoBinary, plans: list[ProbePlan], out: TextIO) -> None:
     for plan in plans:
         mark = "✓" if plan.applies else "✗"
         w(f"  {mark} {plan.probe.name}")
-        w(f"  ({plan.uprobe_count} uprobes)\n" if plan.applies else f"  skipped: {plan.skip_reason}\n")
+        if plan.applies:
+            w(f"  ({plan.uprobe_count} uprobes)\n")
+        else:
+            w(f"  skipped: {plan.skip_reason}\n")
         for hp in plan.hooks:
             fn = hp.function
             w(f"      {fn.name}  vaddr {fn.address:#x}  size {fn.size}\n")

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from gotools import REPO
 
 GOTEL = [sys.executable, "-m", "gotel.cli"]
@@ -77,7 +78,7 @@ class Gotel:
                     if m := regex.search(line):
                         return m
                 left = deadline - time.monotonic()
-                if left <= 0 or self.popen.poll() is not None and not self._reader.is_alive():
+                if left <= 0 or (self.popen.poll() is not None and not self._reader.is_alive()):
                     raise AssertionError(f"gotel never said /{pattern}/; stderr:\n" + self.log)
                 self._cond.wait(min(left, 0.2))
 

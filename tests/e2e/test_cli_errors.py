@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+
 from gotools import REPO, build_app
 
 GOTEL = [sys.executable, "-m", "gotel.cli"]

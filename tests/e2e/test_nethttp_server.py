@@ -7,13 +7,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Gotel, GoServer
-from gotools import build_app
-from otlp_receiver import Receiver
 
+from conftest import GoServer, Gotel
 from gotel.goelf import open_binary
 from gotel.instrumentation.nethttp.probe import SERVER
 from gotel.planning import plan_probe
+from gotools import build_app
+from otlp_receiver import Receiver
 
 pytestmark = pytest.mark.usefixtures("require_root")
 

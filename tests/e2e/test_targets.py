@@ -11,7 +11,8 @@ import time
 import urllib.request
 
 import pytest
-from conftest import Gotel, GoServer
+
+from conftest import GoServer, Gotel
 from gotools import build_app, go_binary
 
 pytestmark = pytest.mark.usefixtures("require_root")
@@ -102,6 +103,6 @@ def test_go_releases(toolchain, route, tmp_path, servers, gotels):
     assert spans[0]["name"] == ("GET /hello/{id}" if route else "GET")
     go_version = subprocess.run(
         [go_binary(), "version", str(binary)], capture_output=True, text=True, check=True
-    ).stdout.split()[-2]
+    ).stdout.split()[-1]
     assert spans[0]["resource"]["process.runtime.version"] in (go_version, go_version[2:])
     assert gotel.stop() == 0

@@ -6,11 +6,11 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
-from typing import IO
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
-from gotel.errors import TargetError
+from gotel.errors import MissingPrivilegeError, TargetError
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,10 @@ def process_from_pid(pid: int) -> Process:
     try:
         target = os.readlink(exe)
     except PermissionError as exc:
-        raise TargetError(f"pid {pid}: cannot read {exe} (run gotel as root)") from exc
+        raise MissingPrivilegeError(
+            f"pid {pid}: cannot read {exe}: missing privileges "
+            "(run gotel as root or grant CAP_SYS_PTRACE)"
+        ) from exc
     except FileNotFoundError as exc:
         raise TargetError(f"pid {pid}: process exited") from exc
     if target.endswith(" (deleted)"):

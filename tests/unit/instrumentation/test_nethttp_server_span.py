@@ -1,4 +1,4 @@
-"""Server events -> spans: bytes laid out from the compiled object's BTF, decoded as the agent does."""
+"""Server events -> spans: bytes laid out from the object's BTF, decoded as the agent does."""
 
 from __future__ import annotations
 

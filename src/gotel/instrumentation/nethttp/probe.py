@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from gotel.instrumentation.decode import split_host_port, text
-from gotel.instrumentation.probe import STD, Event, Hook, Probe, StructField, object_path
 from gotel.instrumentation.nethttp.semconv import (
     method_attributes,
     protocol_version,
     route_from_pattern,
 )
+from gotel.instrumentation.probe import STD, Event, Hook, Probe, StructField, object_path
 from gotel.trace import BootClock, Span, SpanKind
 
 # Values of `enum http_route_source` in events.h.
