@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gotel.errors import GotelError
+from gotel.sampling import Sampler, sampler_from_env
 
 EXPORTERS = ("otlp", "console", "jsonl", "none")
 ENV_TRACES_EXPORTER = "OTEL_TRACES_EXPORTER"
@@ -20,6 +21,7 @@ class Config:
     service_name: str | None = None  # None: OTEL_SERVICE_NAME, else the executable's name
     poll_interval_s: float = 0.05  # ring buffers are drained on this timer (no wakeups)
     watch_interval_s: float = 0.25  # how often --exe looks for new processes
+    sampler: Sampler = field(default_factory=Sampler)
 
 
 def make_config(
@@ -35,7 +37,9 @@ def make_config(
         raise GotelError(f"unknown exporter '{kind}' (expected {', '.join(EXPORTERS)})")
     if output and kind != "jsonl":
         raise GotelError("--output is only used with --exporter jsonl")
-    return Config(exporter=kind, output=output, service_name=service_name)
+    return Config(
+        exporter=kind, output=output, service_name=service_name, sampler=sampler_from_env(env)
+    )
 
 
 def _first(value: str) -> str:

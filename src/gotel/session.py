@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from gotel.ebpf import BpfObject, Link, RingBuffer
+from gotel.ebpf import BpfObject, Link, RingBuffer, UnknownNameError
 from gotel.errors import GotelError
 from gotel.export import SpanExporter
 from gotel.planning import ProbePlan
@@ -17,6 +18,9 @@ log = logging.getLogger(__name__)
 
 EVENTS_MAP = "events"
 LOST_MAP = "events_lost"
+# Maps with this prefix hold state that several probes share (the span of each
+# goroutine, of each context): one instance per process, reused by every object.
+SHARED_PREFIX = "shared_"
 
 
 @dataclass
@@ -49,8 +53,12 @@ class Session:
         clock: BootClock,
         *,
         pid_filter: int | None = None,
+        common_constants: Mapping[str, int] | None = None,
     ) -> None:
         self.process = process
+        # Knobs every object may declare (the sampler); set where declared.
+        self.common_constants = dict(common_constants or {})
+        self.shared_maps: dict[str, int] = {}  # name -> fd (our own dup)
         self.plans = plans
         self.exporter = exporter
         self.clock = clock
@@ -76,7 +84,19 @@ class Session:
         links: list[Link] = []
         try:
             obj.set_constants(plan.constants)
+            for name, value in self.common_constants.items():
+                try:
+                    obj.set_constants({name: value})
+                except UnknownNameError:
+                    pass
+            shared = [m for m in obj.map_names() if m.startswith(SHARED_PREFIX)]
+            for name in shared:
+                if name in self.shared_maps:
+                    obj.reuse_map(name, self.shared_maps[name])
             obj.load()
+            for name in shared:
+                if name not in self.shared_maps:
+                    self.shared_maps[name] = os.dup(obj.map_fd(name))
             # All-or-nothing per probe: a half-attached probe would emit nonsense.
             for hp in plan.hooks:
                 if hp.hook.entry:
@@ -165,3 +185,6 @@ class Session:
                     lp.ring.close()
                     lp.obj.close()
                 self.loaded = []
+                for fd in self.shared_maps.values():
+                    os.close(fd)
+                self.shared_maps = {}

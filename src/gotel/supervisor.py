@@ -56,7 +56,14 @@ class Supervisor:
         exporter = BatchingExporter(
             create_exporter(self.config.exporter, resource=resource, output=self.config.output)
         )
-        session = Session(process, plans, exporter, self.clock, pid_filter=pid_filter)
+        session = Session(
+            process,
+            plans,
+            exporter,
+            self.clock,
+            pid_filter=pid_filter,
+            common_constants=self.config.sampler.constants(),
+        )
         session.attach()
         if not session.attached:
             exporter.shutdown()

@@ -148,6 +148,7 @@ _PROTOTYPES: tuple[tuple[str, Any, tuple[Any, ...]], ...] = (
     ("bpf_map__value_size", ctypes.c_uint32, (ctypes.c_void_p,)),
     ("bpf_map__max_entries", ctypes.c_uint32, (ctypes.c_void_p,)),
     ("bpf_map__set_max_entries", ctypes.c_int, (ctypes.c_void_p, ctypes.c_uint32)),
+    ("bpf_map__reuse_fd", ctypes.c_int, (ctypes.c_void_p, ctypes.c_int)),
     (
         "bpf_map__initial_value",
         ctypes.c_void_p,

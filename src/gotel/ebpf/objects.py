@@ -132,6 +132,15 @@ class BpfObject:
                 f"map {map_name}: cannot set max_entries={max_entries}: {libbpf.strerror(err)}"
             )
 
+    def reuse_map(self, map_name: str, fd: int) -> None:
+        """Before load: use an existing map (from another object) instead of creating one,
+        so that several objects share its state."""
+        if self._loaded:
+            raise GotelError(f"bpf object {self.name}: maps must be shared before load()")
+        err = libbpf.lib().bpf_map__reuse_fd(self._map(map_name), fd)
+        if err < 0:
+            raise GotelError(f"map {map_name}: cannot reuse fd {fd}: {libbpf.strerror(err)}")
+
     def load(self) -> None:
         """Create maps, load and verify programs. On failure the verifier log's tail is in
         the error; the object should then be closed."""

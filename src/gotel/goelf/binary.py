@@ -69,6 +69,7 @@ class GoBinary:
         self._funcs: dict[str, Function | None] = {}
         self._rets: dict[Function, list[int]] = {}
         self._structs: dict[str, dict[str, int] | None] = {}
+        self._dwarf: dwarf.DwarfIndex | None = None  # decompressed once, on first need
 
     def __repr__(self) -> str:
         return f"GoBinary({str(self.path)!r}, {self.go_version or 'go?'})"
@@ -162,7 +163,9 @@ class GoBinary:
         if not todo:
             return
         try:
-            found = dwarf.DwarfIndex(self._img).structs(todo)
+            if self._dwarf is None:
+                self._dwarf = dwarf.DwarfIndex(self._img)
+            found = self._dwarf.structs(todo)
         except (dwarf.DwarfError, *_DECODE_ERRORS) as e:
             log.warning("%s: unreadable DWARF (%s); struct offsets must come from the offsets "
                         "database", self.path, e)

@@ -7,8 +7,10 @@ function's bytes are decoded linearly from its entry. Go never mixes data into .
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from capstone import CS_ARCH_X86, CS_MODE_64, Cs
+if TYPE_CHECKING:
+    from capstone import Cs
 
 _cs: Cs | None = None
 
@@ -16,6 +18,9 @@ _cs: Cs | None = None
 def _disassembler() -> Cs:
     global _cs
     if _cs is None:
+        # Imported on first use: capstone costs 20 ms at import, most callers never disassemble.
+        from capstone import CS_ARCH_X86, CS_MODE_64, Cs
+
         cs = Cs(CS_ARCH_X86, CS_MODE_64)
         cs.skipdata = True  # keep going past a stray byte rather than stop early
         _cs = cs

@@ -30,3 +30,9 @@ def split_host_port(hostport: str) -> tuple[str, int | None]:
 
 def _port(text: str) -> int | None:
     return int(text) if text.isdigit() and 0 < int(text) < 65536 else None
+
+
+def parent_id(event: Mapping[str, Any]) -> bytes | None:
+    """The event's parent span id, None for a root span (all zero)."""
+    parent = bytes(event["parent_span_id"])
+    return parent if any(parent) else None

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -54,13 +55,33 @@ func slow(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "slept\n")
 }
 
-// chain calls the downstream service, so traces span processes.
+// chain calls the next service's /chain with the request's context, so traces
+// span processes; the last service answers with the traceparent it received.
 func chain(w http.ResponseWriter, r *http.Request) {
+	if *downstream == "" {
+		fmt.Fprintf(w, "traceparent=%s\n", r.Header.Get("Traceparent"))
+		return
+	}
+	callDownstream(r.Context(), w)
+}
+
+// chainDetached makes the downstream call from a new goroutine with a fresh
+// context.Background(): only goroutine lineage can link it to this request.
+func chainDetached(w http.ResponseWriter, _ *http.Request) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		callDownstream(context.Background(), w)
+	}()
+	<-done
+}
+
+func callDownstream(ctx context.Context, w http.ResponseWriter) {
 	if *downstream == "" {
 		io.WriteString(w, "no downstream\n")
 		return
 	}
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, *downstream+"/hello/chained", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *downstream+"/chain", nil)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return

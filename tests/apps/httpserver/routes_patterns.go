@@ -13,4 +13,5 @@ func registerRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /fail", fail)
 	mux.HandleFunc("GET /slow", slow)
 	mux.HandleFunc("GET /chain", chain)
+	mux.HandleFunc("GET /chain-detached", chainDetached)
 }

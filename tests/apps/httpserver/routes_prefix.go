@@ -16,4 +16,5 @@ func registerRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("/fail", fail)
 	mux.HandleFunc("/slow", slow)
 	mux.HandleFunc("/chain", chain)
+	mux.HandleFunc("/chain-detached", chainDetached)
 }

@@ -20,7 +20,7 @@ from goelf_testing import (
     BuildUnavailable,
     Built,
     GoBuilder,
-    go_exe,
+    go_build_cache,
     write_tree,
 )
 
@@ -28,12 +28,12 @@ BuildFn = Callable[[str, str], Built]
 
 
 @pytest.fixture(scope="session")
-def builder() -> GoBuilder:
+def builder() -> Iterator[GoBuilder]:
     try:
-        go_exe()
+        go_build_cache()  # before any test moves XDG_CACHE_HOME
     except BuildUnavailable as e:
         pytest.skip(str(e))
-    return GoBuilder()
+    yield GoBuilder()
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ Nothing here uses gotel: each helper reads what a reference tool prints (`go ver
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -78,8 +79,18 @@ def go_exe() -> str:
     return found
 
 
+@functools.cache
+def go_build_cache() -> str:
+    """The user's Go build cache, read once: it defaults to $XDG_CACHE_HOME/go-build, and the
+    tests point XDG_CACHE_HOME at temporary directories (that would rebuild the world)."""
+    return subprocess.run([go_exe(), "env", "GOCACHE"], capture_output=True, text=True,
+                          env=dict(os.environ, GOTOOLCHAIN=LOCAL)).stdout.strip()
+
+
 def go_env(toolchain: str = LOCAL) -> dict[str, str]:
     env = dict(os.environ, GOTOOLCHAIN=toolchain, GOFLAGS="-buildvcs=false")
+    if go_build_cache():
+        env["GOCACHE"] = go_build_cache()
     env["PATH"] = str(Path(go_exe()).parent) + os.pathsep + env.get("PATH", "")
     return env
 

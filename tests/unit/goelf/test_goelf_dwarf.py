@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import subprocess
 import time
@@ -12,6 +13,7 @@ import pytest
 from goelf_testing import GO121, GO122, LOCAL, readelf_struct_fields, run
 
 from gotel.goelf import dwarf, open_binary
+from gotel.goelf.elffile import ElfImage
 
 WANTED = [
     ("net/http.Request", "Method"),
@@ -149,3 +151,34 @@ def test_cold_lookup_is_fast(httpserver, dwarf_cache: Path) -> None:
     with open_binary(path) as b:
         assert len(b.field_offsets(WANTED)) == len(WANTED)
     assert time.perf_counter() - start < 1.0  # measured ~15 ms
+
+
+def test_corrupt_dwarf_never_raises(httpserver, tmp_path: Path, dwarf_cache: Path) -> None:
+    """Scribbled .debug_info/.debug_abbrev: answers may be missing, exceptions never leak."""
+    if shutil.which("objcopy") is None:
+        pytest.skip("objcopy (binutils) not installed")
+    plain = tmp_path / "plain"
+    subprocess.run(["objcopy", "--decompress-debug-sections",
+                    str(httpserver(LOCAL, "default").path), str(plain)], check=True)
+    img = ElfImage(plain)
+    info, abbrev = img.section(".debug_info"), img.section(".debug_abbrev")
+    img.close()
+    assert info is not None and abbrev is not None
+    data = plain.read_bytes()
+    # Aim at the bytes that matter: the struct DIEs the lookup decodes.
+    hot = [data.find(b"runtime.g\0", info.offset), data.find(b"net/url.URL\0", info.offset)]
+    rng = random.Random(7)
+    out = tmp_path / "fuzzed"
+    for i in range(40):
+        buf = bytearray(data)
+        if i % 3 == 0:
+            start, span = abbrev.offset, abbrev.size
+        else:
+            start, span = hot[i % 2] - 8, 600
+        for _ in range(rng.randint(1, 6)):
+            buf[start + rng.randrange(span)] = rng.randrange(256)
+        out.write_bytes(buf)
+        shutil.rmtree(dwarf_cache, ignore_errors=True)
+        with open_binary(out) as b:
+            got = b.field_offsets(WANTED)
+            assert all(isinstance(v, int) for v in got.values())

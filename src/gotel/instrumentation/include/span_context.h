@@ -7,9 +7,13 @@
 #define TRACE_ID_SIZE 16
 #define SPAN_ID_SIZE 8
 
+#define TRACE_FLAG_SAMPLED 0x01
+
 struct span_context {
 	__u8 trace_id[TRACE_ID_SIZE];
 	__u8 span_id[SPAN_ID_SIZE];
+	__u8 flags; /* W3C trace-flags: bit 0 sampled */
+	__u8 _pad[7];
 };
 
 static __always_inline void fill_random(__u8 *buf, int len)

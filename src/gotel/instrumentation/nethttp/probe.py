@@ -4,20 +4,49 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from gotel.instrumentation.decode import split_host_port, text
+from gotel.instrumentation.common import CONTEXT_FIELDS, GOROUTINE_FIELDS
+from gotel.instrumentation.decode import parent_id, split_host_port, text
 from gotel.instrumentation.nethttp.semconv import (
+    DEFAULT_PORTS,
     method_attributes,
     protocol_version,
+    redact_query,
     route_from_pattern,
 )
 from gotel.instrumentation.probe import STD, Event, Hook, Probe, StructField, object_path
 from gotel.trace import BootClock, Span, SpanKind
 
-# Values of `enum http_route_source` in events.h.
+SCOPE = "gotel/net/http"
+
+# Values of `enum http_route_source` in events.h and `enum header_map_layout` in header_map.h.
 _ROUTE_PATTERN_FIELD = 1
 _ROUTE_PAT_POINTER = 2
+_HEADER_MAP_BUCKETS = 1
+_HEADER_MAP_SWISS = 2
+
+# Where the server finds an incoming traceparent: the request's header map, whose
+# layout changed in Go 1.24 (Swiss tables). Whichever layout the binary has resolves.
+_HMAP = "runtime.hmap"
+_SWISS = "internal/runtime/maps"
+HEADER_MAP_FIELDS = (
+    StructField(_HMAP, "B", "off_hmap_b", required=False),
+    StructField(_HMAP, "buckets", "off_hmap_buckets", required=False),
+    StructField(_HMAP, "oldbuckets", "off_hmap_oldbuckets", required=False),
+    StructField(f"{_SWISS}.Map", "dirPtr", "off_swiss_dir_ptr", required=False),
+    StructField(f"{_SWISS}.Map", "dirLen", "off_swiss_dir_len", required=False),
+    StructField(f"{_SWISS}.table", "groups", "off_swiss_table_groups", required=False),
+    StructField(f"{_SWISS}.groupsReference", "data", "off_swiss_groups_data", required=False),
+    StructField(
+        f"{_SWISS}.groupsReference", "lengthMask", "off_swiss_groups_mask", required=False
+    ),
+)
 
 SERVER_FIELDS = (
+    *GOROUTINE_FIELDS,
+    *CONTEXT_FIELDS,
+    *HEADER_MAP_FIELDS,
+    StructField("net/http.Request", "Header", "off_request_header", required=False),
+    StructField("net/http.Request", "ctx", "off_request_ctx", required=False),
     StructField("net/http.Request", "Method", "off_request_method"),
     StructField("net/http.Request", "URL", "off_request_url"),
     StructField("net/url.URL", "Path", "off_url_path"),
@@ -42,12 +71,22 @@ SERVER_FIELDS = (
 )
 
 
+def _has(offsets: Mapping[str, int], fields: tuple[StructField, ...], prefix: str) -> bool:
+    return all(f.const in offsets for f in fields if f.struct.startswith(prefix))
+
+
 def _server_features(offsets: Mapping[str, int]) -> dict[str, int]:
+    features = {}
     if "off_request_pattern" in offsets:
-        return {"route_source": _ROUTE_PATTERN_FIELD}
-    if "off_request_pat" in offsets and "off_pattern_str" in offsets:
-        return {"route_source": _ROUTE_PAT_POINTER}
-    return {}
+        features["route_source"] = _ROUTE_PATTERN_FIELD
+    elif "off_request_pat" in offsets and "off_pattern_str" in offsets:
+        features["route_source"] = _ROUTE_PAT_POINTER
+    if "off_request_header" in offsets:
+        if _has(offsets, HEADER_MAP_FIELDS, _SWISS):
+            features["header_map_layout"] = _HEADER_MAP_SWISS
+        elif _has(offsets, HEADER_MAP_FIELDS, _HMAP):
+            features["header_map_layout"] = _HEADER_MAP_BUCKETS
+    return features
 
 
 def server_span(event: Event, clock: BootClock) -> Span:
@@ -93,18 +132,18 @@ def server_span(event: Event, clock: BootClock) -> Span:
     error = status >= 500
     if error:
         attrs["error.type"] = str(status)
-    parent = bytes(event["parent_span_id"])
     return Span(
         name=f"{method} {route}" if route else method,
         kind=SpanKind.SERVER,
         trace_id=bytes(event["trace_id"]),
         span_id=bytes(event["span_id"]),
-        parent_span_id=parent if any(parent) else None,
+        parent_span_id=parent_id(event),
         start_ns=clock.to_unix_ns(int(event["start_ns"])),
         end_ns=clock.to_unix_ns(int(event["end_ns"])),
         attributes=attrs,
         error=error,
-        scope="gotel/net/http",
+        scope=SCOPE,
+        remote_parent=bool(event["remote_parent"]),
     )
 
 
@@ -125,4 +164,84 @@ SERVER = Probe(
     features=_server_features,
 )
 
-PROBES = (SERVER,)
+CLIENT_FIELDS = (
+    *GOROUTINE_FIELDS,
+    *CONTEXT_FIELDS,
+    StructField("net/http.Request", "ctx", "off_request_ctx", required=False),
+    StructField("net/http.Request", "Method", "off_request_method"),
+    StructField("net/http.Request", "URL", "off_request_url"),
+    StructField("net/url.URL", "Scheme", "off_url_scheme"),
+    StructField("net/url.URL", "Host", "off_url_host"),
+    StructField("net/url.URL", "Path", "off_url_path"),
+    StructField("net/url.URL", "RawQuery", "off_url_raw_query"),
+    StructField("net/url.URL", "User", "off_url_user"),
+    StructField("net/http.Response", "StatusCode", "off_response_status_code"),
+    StructField("net/http.Response", "ProtoMajor", "off_response_proto_major"),
+    StructField("net/http.Response", "ProtoMinor", "off_response_proto_minor"),
+)
+
+
+def client_span(event: Event, clock: BootClock) -> Span:
+    method_raw, _ = text(event, "method")
+    method, attrs = method_attributes(method_raw)
+    scheme = text(event, "scheme")[0] or "http"
+    hostport = text(event, "host")[0]
+    path, path_cut = text(event, "path")
+    query, query_cut = text(event, "query")
+    # Built from parts: userinfo never reaches url.full, secret query values are redacted.
+    attrs["url.full"] = f"{scheme}://{hostport}{path}" + (
+        f"?{redact_query(query)}" if query else ""
+    )
+    if path_cut or query_cut:
+        attrs["gotel.truncated"] = "url.full"
+    host, port = split_host_port(hostport)
+    if host:
+        attrs["server.address"] = host
+    port = port or DEFAULT_PORTS.get(scheme)
+    if port:
+        attrs["server.port"] = port
+    status = int(event["status"])
+    if status:
+        attrs["http.response.status_code"] = status
+    version = protocol_version(int(event["proto_major"]), int(event["proto_minor"]))
+    if version:
+        attrs["network.protocol.version"] = version
+    error = False
+    if event["error_type"]:
+        error = True
+        attrs["error.type"] = "_OTHER"  # a transport error; its Go type is not resolved yet
+    elif status >= 400:
+        error = True
+        attrs["error.type"] = str(status)
+    return Span(
+        name=method,
+        kind=SpanKind.CLIENT,
+        trace_id=bytes(event["trace_id"]),
+        span_id=bytes(event["span_id"]),
+        parent_span_id=parent_id(event),
+        start_ns=clock.to_unix_ns(int(event["start_ns"])),
+        end_ns=clock.to_unix_ns(int(event["end_ns"])),
+        attributes=attrs,
+        error=error,
+        scope=SCOPE,
+    )
+
+
+CLIENT = Probe(
+    name="net/http client",
+    module=STD,
+    bpf_object=object_path(__file__, "client.bpf.o"),
+    hooks=(
+        Hook(
+            "net/http.(*Transport).roundTrip",
+            entry="round_trip_entry",
+            returns="round_trip_return",
+        ),
+        Hook("net/http.(*Request).write", entry="request_write_entry"),
+    ),
+    fields=CLIENT_FIELDS,
+    event="http_client_event",
+    to_span=client_span,
+)
+
+PROBES = (SERVER, CLIENT)

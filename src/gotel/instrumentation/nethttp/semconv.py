@@ -2,6 +2,39 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote, unquote
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+# Query keys whose values are credentials: semantic conventions name the first four;
+# the rest are common enough in the wild to never leave the process in clear.
+SECRET_QUERY_KEYS = frozenset(
+    {
+        "awsaccesskeyid",
+        "signature",
+        "sig",
+        "x-goog-signature",
+        "token",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "api_key",
+        "apikey",
+        "key",
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "client_secret",
+        "auth",
+        "authorization",
+        "x-amz-signature",
+        "x-amz-credential",
+        "x-amz-security-token",
+        "session",
+    }
+)
+
 KNOWN_METHODS = frozenset(
     {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
 )
@@ -24,3 +57,14 @@ def route_from_pattern(pattern: str) -> str:
     """A ServeMux pattern "[METHOD ][HOST]/path" -> the path template http.route wants."""
     slash = pattern.find("/")
     return pattern[slash:] if slash >= 0 else ""
+
+
+def redact_query(query: str) -> str:
+    """The query with the values of credential-like keys replaced by REDACTED."""
+    parts = []
+    for part in query.split("&"):
+        key, sep, _ = part.partition("=")
+        if sep and unquote(key).lower() in SECRET_QUERY_KEYS:
+            part = f"{key}={quote('REDACTED')}"
+        parts.append(part)
+    return "&".join(parts)

@@ -1,23 +1,30 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * net/http server spans: net/http.serverHandler.ServeHTTP, entry and every RET.
- * The entry decides the span's ids; the return reads the request (still
- * reachable from the caller's frame) and the status, and emits one event.
+ * The entry decides the span's ids (adopting an incoming traceparent) and
+ * makes the span findable by the request's context and goroutine; the return
+ * reads the request (still reachable from the caller's frame) and the status.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
 #include "include/go_abi.h"
 #include "include/go_types.h"
+#include "include/goroutine.h"
 #include "include/span_context.h"
+#include "include/trace_context.h"
+#include "include/traceparent.h"
 #include "include/events.h"
 #include "events.h"
+#include "header_map.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 /* Struct field offsets, from the target's DWARF or gotel's offsets database. */
 volatile const __u64 off_request_method = GOTEL_OFFSET_ABSENT;
 volatile const __u64 off_request_url = GOTEL_OFFSET_ABSENT;
+volatile const __u64 off_request_header = GOTEL_OFFSET_ABSENT;
+volatile const __u64 off_request_ctx = GOTEL_OFFSET_ABSENT;
 volatile const __u64 off_request_host = GOTEL_OFFSET_ABSENT;
 volatile const __u64 off_request_remote_addr = GOTEL_OFFSET_ABSENT;
 volatile const __u64 off_request_proto_major = GOTEL_OFFSET_ABSENT;
@@ -35,12 +42,16 @@ volatile const __u64 off_h2_state_req = GOTEL_OFFSET_ABSENT;
 volatile const __u64 off_h2_state_status = GOTEL_OFFSET_ABSENT;
 volatile const __u32 route_source = HTTP_ROUTE_NONE;
 
-/* A request being served, keyed by its goroutine. */
+/* A request being served, keyed by its goroutine's id. */
 struct server_request {
 	__u64 start_ns;
-	__u64 request;  /* *http.Request */
+	__u64 request;	/* *http.Request */
 	__u64 response; /* ResponseWriter's data word */
+	__u64 ctx;	/* the request context's data word */
 	struct span_context sc;
+	__u8 parent_span_id[SPAN_ID_SIZE];
+	__u32 remote_parent;
+	__u32 _pad;
 };
 
 struct {
@@ -52,23 +63,49 @@ struct {
 
 GOTEL_EVENT_TYPE(http_server_event);
 
+/* Adopt the request's traceparent header, if it has a valid one. */
+static __always_inline int incoming_parent(__u64 request, struct span_context *parent)
+{
+	__u8 value[HEADER_VALUE_MAX] = {};
+	__u32 len = find_traceparent_header(read_ptr_field(request, off_request_header), value);
+
+	/* Version 00 is exactly 55 bytes; later versions may append "-..." fields. */
+	if (len < TRACEPARENT_LEN || (len > TRACEPARENT_LEN && value[TRACEPARENT_LEN] != '-'))
+		return 0;
+	return parse_traceparent(value, parent) == 0;
+}
+
 SEC("uprobe")
 int serve_http_entry(struct pt_regs *ctx)
 {
-	__u64 g = GO_G(ctx);
+	__u64 g = GO_G(ctx), goid = goroutine_id(g);
 	__u64 request = GO_PARAM4(ctx);
 	struct server_request *seen, req = {};
+	struct span_context parent = {};
 
+	if (!goid)
+		return 0;
 	/* A stack growth restarts the function: keep the first entry's ids. */
-	seen = bpf_map_lookup_elem(&server_requests, &g);
+	seen = bpf_map_lookup_elem(&server_requests, &goid);
 	if (seen && seen->request == request)
 		return 0;
 
 	req.start_ns = bpf_ktime_get_boot_ns();
 	req.request = request;
 	req.response = GO_PARAM3(ctx);
-	span_context_new_root(&req.sc);
-	bpf_map_update_elem(&server_requests, &g, &req, BPF_ANY);
+	if (incoming_parent(request, &parent)) {
+		span_start(&req.sc, &parent);
+		__builtin_memcpy(req.parent_span_id, parent.span_id, SPAN_ID_SIZE);
+		req.remote_parent = 1;
+	} else {
+		span_start(&req.sc, 0);
+	}
+	if (off_request_ctx != GOTEL_OFFSET_ABSENT)
+		req.ctx = read_u64(request + off_request_ctx + 8);
+	bpf_map_update_elem(&server_requests, &goid, &req, BPF_ANY);
+	bpf_map_update_elem(&shared_goroutine_spans, &goid, &req.sc, BPF_ANY);
+	if (req.ctx)
+		bpf_map_update_elem(&shared_context_spans, &req.ctx, &req.sc, BPF_ANY);
 	return 0;
 }
 
@@ -103,29 +140,34 @@ static __always_inline __u32 read_route(__u64 request, char *dst)
 SEC("uprobe")
 int serve_http_return(struct pt_regs *ctx)
 {
-	__u64 g = GO_G(ctx);
-	struct server_request *req = bpf_map_lookup_elem(&server_requests, &g);
+	__u64 goid = goroutine_id(GO_G(ctx));
+	struct server_request *req = bpf_map_lookup_elem(&server_requests, &goid);
 	struct http_server_event *e;
 	__u64 request, url;
 
 	if (!req)
 		return 0;
+	bpf_map_delete_elem(&shared_goroutine_spans, &goid);
+	if (req->ctx)
+		bpf_map_delete_elem(&shared_context_spans, &req->ctx);
+	if (!(req->sc.flags & TRACE_FLAG_SAMPLED))
+		goto done;
 
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count_lost_event();
-		bpf_map_delete_elem(&server_requests, &g);
-		return 0;
+		goto done;
 	}
 	request = req->request;
 	e->start_ns = req->start_ns;
 	e->end_ns = bpf_ktime_get_boot_ns();
 	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->trace_flags = req->sc.flags;
+	e->remote_parent = req->remote_parent;
 	__builtin_memcpy(e->trace_id, req->sc.trace_id, sizeof(e->trace_id));
 	__builtin_memcpy(e->span_id, req->sc.span_id, sizeof(e->span_id));
-	__builtin_memset(e->parent_span_id, 0, sizeof(e->parent_span_id));
+	__builtin_memcpy(e->parent_span_id, req->parent_span_id, sizeof(e->parent_span_id));
 	e->status = response_status(req->response, request);
-	bpf_map_delete_elem(&server_requests, &g);
 
 	e->proto_major = read_ptr_field(request, off_request_proto_major);
 	e->proto_minor = read_ptr_field(request, off_request_proto_minor);
@@ -138,5 +180,7 @@ int serve_http_return(struct pt_regs *ctx)
 	e->path_len = read_go_string(url, off_url_path, e->path);
 	e->query_len = read_go_string(url, off_url_raw_query, e->query);
 	submit_event(e);
+done:
+	bpf_map_delete_elem(&server_requests, &goid);
 	return 0;
 }

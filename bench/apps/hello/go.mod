@@ -1,0 +1,3 @@
+module gotel.bench/hello
+
+go 1.21

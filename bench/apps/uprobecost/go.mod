@@ -1,0 +1,3 @@
+module gotel.bench/uprobecost
+
+go 1.21
