@@ -4,7 +4,7 @@
 Run as root from the repository (BPF objects built with `make bpf`):
 
     .venv/bin/python bench/overhead.py            # ~2.5 min
-    .venv/bin/python bench/overhead.py --quick    # ~40 s
+    .venv/bin/python bench/overhead.py --quick    # ~45 s
 
 One invocation measures, on this machine:
 
@@ -35,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,6 +167,7 @@ class WrkResult:
     requests: int
     errors: str  # wrk's socket-error / non-2xx lines, empty when clean
     cpu: float  # wrk's own CPU seconds: the load generator shares the 2 CPUs
+    seconds: int  # the run's length
 
 
 def children_cpu() -> float:
@@ -195,7 +196,8 @@ def run_wrk(url: str, threads: int, conns: int, duration: float) -> WrkResult:
         for line in out.stdout.splitlines()
         if "Socket errors" in line or "Non-2xx" in line
     )
-    return WrkResult(float(rps.group(1)), int(total.group(1)), errors, children_cpu() - cpu0)
+    return WrkResult(float(rps.group(1)), int(total.group(1)), errors, children_cpu() - cpu0,
+                     seconds)
 
 
 # --------------------------------------------------------------------------- gotel
@@ -263,6 +265,7 @@ class Sample:
 
     rps: float
     requests: int
+    seconds: int
     server_cpu: float
     wrk_cpu: float
     machine_cpu: float  # busy time summed over all CPUs (every process, softirq, ...)
@@ -321,7 +324,7 @@ def measure(
         res = run_wrk(server.url, case.threads, case.conns, duration)
         s1, m1 = cpu_seconds(server.pid), machine_ticks()
         busy, total = m1[0] - m0[0], m1[1] - m0[1]
-        sample = Sample(res.rps, res.requests, s1 - s0, res.cpu, busy / CLK_TCK,
+        sample = Sample(res.rps, res.requests, res.seconds, s1 - s0, res.cpu, busy / CLK_TCK,
                         busy / max(1, total), errors=res.errors)
         if run:
             sample.gotel_cpu_run = cpu_seconds(run.proc.pid) - g0
@@ -502,3 +505,322 @@ def measured_hits_per_request(
     return hits / max(1, res.requests), res.requests
 
 
+# --------------------------------------------------------------------------- report
+
+
+def med(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def spread(values: Sequence[float]) -> str:
+    """Half the range in % of the median: how much the rounds disagree."""
+    m = med(values)
+    return f"±{50 * (max(values) - min(values)) / m:.1f}%" if m else "-"
+
+
+def background_load(seconds: float = 1.0) -> float:
+    """Machine utilisation while nothing of ours runs: other tenants' noise."""
+    b0, t0 = machine_ticks()
+    time.sleep(seconds)
+    b1, t1 = machine_ticks()
+    return (b1 - b0) / max(1, t1 - t0)
+
+
+@dataclass
+class Derived:
+    """One case's medians and the differences on - off."""
+
+    rps_off: float
+    rps_on: float
+    wall_us: float  # 1/rps_on - 1/rps_off
+    cpu_us: float  # machine busy CPU per request, on - off
+    server_us: float  # server CPU per request, on - off
+    gotel_us: float  # gotel CPU per request (it only runs when on)
+    spans: int  # requests - lost over the attached runs
+    lost: int
+    requests_on: int
+    gotel_cpu: float  # seconds over the attached runs, until drained
+    captured_per_s: float  # spans gotel got per second of an attached run (median)
+
+    @property
+    def rest_us(self) -> float:
+        """Added machine CPU that is neither the server's nor gotel's: wrk, softirq, noise."""
+        return self.cpu_us - self.server_us - self.gotel_us
+
+
+def derive(r: CaseResult) -> Derived:
+    def m(samples: list[Sample], value: Callable[[Sample], float]) -> float:
+        return med([value(s) for s in samples])
+
+    rps_off, rps_on = m(r.off, lambda s: s.rps), m(r.on, lambda s: s.rps)
+    return Derived(
+        rps_off,
+        rps_on,
+        1e6 * (1 / rps_on - 1 / rps_off),
+        m(r.on, lambda s: s.per_req(s.machine_cpu)) - m(r.off, lambda s: s.per_req(s.machine_cpu)),
+        m(r.on, lambda s: s.per_req(s.server_cpu)) - m(r.off, lambda s: s.per_req(s.server_cpu)),
+        m(r.on, lambda s: s.per_req(s.gotel_cpu_run)),
+        sum(s.requests - s.lost for s in r.on),
+        sum(s.lost for s in r.on),
+        sum(s.requests for s in r.on),
+        sum(s.gotel_cpu for s in r.on),
+        m(r.on, lambda s: (s.requests - s.lost) / s.seconds),
+    )
+
+
+def print_throughput(results: dict[str, CaseResult]) -> None:
+    head = (f"{'case':<5}{'gotel':<6}{'req/s':>9}{'±':>8}{'server':>9}{'wrk':>7}{'gotel':>7}"
+            f"{'other':>7}{'machine':>9}{'busy':>6}{'lost/req':>10}")
+    print(f"{'':<28}{'---- CPU µs per request (median) ----':^39}")
+    print(head)
+    print("-" * len(head))
+    for case in CASES:
+        r = results[case.name]
+        for label, samples in (("off", r.off), ("on", r.on)):
+            rps = [s.rps for s in samples]
+
+            def per_req(value: Callable[[Sample], float], ss: list[Sample] = samples) -> float:
+                return med([s.per_req(value(s)) for s in ss])
+
+            gotel = f"{per_req(lambda s: s.gotel_cpu_run):.1f}" if label == "on" else "-"
+            lost = (f"{sum(s.lost for s in samples) / sum(s.requests for s in samples):.3f}"
+                    if label == "on" else "-")
+            print(f"{case.name:<5}{label:<6}{med(rps):>9.0f}{spread(rps):>8}"
+                  f"{per_req(lambda s: s.server_cpu):>9.1f}{per_req(lambda s: s.wrk_cpu):>7.1f}"
+                  f"{gotel:>7}{per_req(lambda s: s.other_cpu):>7.1f}"
+                  f"{per_req(lambda s: s.machine_cpu):>9.1f}"
+                  f"{100 * med([s.busy for s in samples]):>5.0f}%{lost:>10}")
+        per_round = "  ".join(f"{s.rps:.0f}/{t.rps:.0f}" for s, t in zip(r.off, r.on, strict=True))
+        print(f"      req/s per round, off/on: {per_round}")
+    print("   other = machine busy CPU minus server, wrk and gotel: loopback TCP softirq work, "
+          "kernel threads, other tenants")
+    errors = {s.errors for r in results.values() for s in r.off + r.on if s.errors}
+    for e in sorted(errors):
+        print(f"   wrk reported: {e}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run (default 5)")
+    ap.add_argument("--rounds", type=int, default=4,
+                    help="off/on rounds per case; even, so each side goes first equally often "
+                    "(default 4)")
+    ap.add_argument("--exporter", choices=("none", "jsonl"), default="none",
+                    help="gotel's exporter in the timed runs; jsonl writes to /dev/null, so "
+                    "serialisation is paid but not disk (default none)")
+    ap.add_argument("--calls", type=int, default=100_000,
+                    help="probed calls per uprobe timing (default 100000)")
+    ap.add_argument("--quick", action="store_true",
+                    help="~45 s: 2 s runs, 3 rounds, 20000 probed calls")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.duration, args.rounds, args.calls = 2.0, 3, 20_000
+    if args.rounds < 1 or args.duration < 1 or args.calls < 1000:
+        ap.error("need --rounds >= 1, --duration >= 1, --calls >= 1000")
+    if os.geteuid() != 0:
+        print("overhead: needs root (BPF uprobes)", file=sys.stderr)
+        return 3
+    for tool in ("wrk", "clang"):
+        if not shutil.which(tool):
+            print(f"overhead: {tool} not found", file=sys.stderr)
+            return 3
+
+    # SIGTERM (e.g. a CI timeout) unwinds through the finally below, as Ctrl-C does.
+    def on_term(_sig: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    children = Children()
+    t_start = time.monotonic()
+    try:
+        with tempfile.TemporaryDirectory(prefix="gotel-bench-") as tmp:
+            return run(args, children, Path(tmp))
+    except KeyboardInterrupt:
+        print("\noverhead: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        children.end_all()
+        print(f"(total wall time {time.monotonic() - t_start:.0f} s)", file=sys.stderr)
+
+
+@contextmanager
+def step(title: str) -> Iterator[None]:
+    """Progress on stderr, so that stdout is the report alone."""
+    print(f"[{time.strftime('%H:%M:%S')}] {title} ...", file=sys.stderr, flush=True)
+    yield
+
+
+@dataclass
+class SpanCheck:
+    sample: Sample
+    spans: int  # lines gotel wrote to its jsonl file
+
+
+def run(args: argparse.Namespace, children: Children, tmp: Path) -> int:
+    with step("building bench/apps/hello, bench/apps/uprobecost, uprobecost.bpf.c"):
+        hello = build_app(BENCH / "apps" / "hello", name="bench-hello")
+        loop_bin = build_app(BENCH / "apps" / "uprobecost", name="bench-uprobecost")
+        counter = compile_counter(tmp)
+        plan = server_plan(hello)
+        with open_binary(hello) as gobin:
+            go_version = gobin.go_version
+    with step("background load"):
+        load_before = background_load()
+
+    output = "/dev/null" if args.exporter == "jsonl" else None
+    results = {c.name: CaseResult() for c in CASES}
+    server = Server(children, hello)
+    with step("warm-up"):
+        run_wrk(server.url, 2, 8, 1)
+
+    with step(f"{args.rounds} rounds x {len(CASES)} cases x off/on, {args.duration:g} s each"):
+        for rnd in range(args.rounds):
+            for case in CASES:
+                # Alternate which side goes first: a slow drift then biases neither.
+                for on in ((False, True) if rnd % 2 == 0 else (True, False)):
+                    sample = measure(children, server, case, args.duration,
+                                     (args.exporter, output) if on else None)
+                    (results[case.name].on if on else results[case.name].off).append(sample)
+                    print(f"  round {rnd + 1} {case.name} {'on ' if on else 'off'}: "
+                          f"{sample.rps:.0f} req/s", file=sys.stderr, flush=True)
+
+    with step("span count check: one c8 run with --exporter jsonl to a file"):
+        spans_file = tmp / "spans.jsonl"
+        sample = measure(children, server, CASES[1], args.duration, ("jsonl", str(spans_file)))
+        with open(spans_file, "rb") as f:
+            check = SpanCheck(sample, sum(1 for _ in f))
+
+    with step("hits per request: counter program on the plan's offsets"):
+        hits = measured_hits_per_request(
+            children, server, hello, counter, plan.offsets, min(2.0, args.duration))
+    children.end(server.proc)
+
+    with step("uprobe hit cost on bench/apps/uprobecost"):
+        cost = measure_hit_cost(children, loop_bin, counter, bare_calls=20_000_000,
+                                probed_calls=args.calls, reps=3)
+    with step("background load"):
+        load_after = background_load()
+
+    print(f"gotel overhead benchmark: {NCPU} CPUs, Linux {os.uname().release}, {go_version}, "
+          f"{args.rounds} rounds x {args.duration:g} s per wrk run, gotel --exporter "
+          f"{args.exporter}{' --output /dev/null' if output else ''}")
+    print(f"background load (nothing of ours running): {100 * load_before:.0f}% of the machine "
+          f"before, {100 * load_after:.0f}% after"
+          + ("  <- another workload is running: expect noise" if
+             max(load_before, load_after) > 0.05 else ""))
+    report(args, results, plan, cost, check, hits)
+    return 0
+
+
+def report(
+    args: argparse.Namespace,
+    results: dict[str, CaseResult],
+    plan: PlanHits,
+    cost: HitCost,
+    check: SpanCheck,
+    hits: tuple[float, int],
+) -> None:
+    d = {name: derive(r) for name, r in results.items()}
+    c1, c8 = d["c1"], d["c8"]
+
+    print("\n== 1. wrk -> bench/apps/hello ('hello' handler, GOMAXPROCS default), without and "
+          "with gotel attached")
+    print("   c1 = wrk -t1 -c1, c8 = wrk -t2 -c8; medians over rounds, ± = half the range")
+    print_throughput(results)
+
+    print("\n   gotel's own CPU (utime+stime of its process, wrk start until its ring buffers "
+          f"are drained {DRAIN_WAIT_S:g} s later);")
+    print("   spans = requests served while attached - events lost")
+    for name, x in d.items():
+        print(f"   {name}: {x.gotel_cpu:.2f} s for {x.spans} spans = "
+              f"{1000 * x.gotel_cpu / max(1, x.spans):.3f} CPU s per 1000 spans; "
+              f"lost {x.lost} of {x.requests_on} events "
+              f"({100 * x.lost / max(1, x.requests_on):.1f}%); "
+              f"captured {x.captured_per_s:.0f} spans/s")
+    s = check.sample
+    unaccounted = s.requests - check.spans - s.lost
+    print(f"   span-count check (c8, --exporter jsonl to a file): {s.requests} requests, "
+          f"{check.spans} spans written, {s.lost} lost, {unaccounted:+d} unaccounted; "
+          f"{1000 * s.gotel_cpu / max(1, check.spans):.3f} CPU s per 1000 spans; "
+          f"{s.rps:.0f} req/s")
+    if abs(unaccounted) > max(16, s.requests // 100):
+        print("   WARNING: spans + lost do not add up to the requests served")
+
+    print("\n== 2. One uprobe hit: bench/apps/uprobecost, a loop calling //go:noinline "
+          "main.target; counting BPF program")
+    print(f"   {'setup':<14}{'ns/call':>10}   {'repetitions':<30}{'added per call':>15}")
+    rows = (("bare", "bare", ""), ("entry", "entry probe", f"on `{cost.entry_insn}`"),
+            ("ret", "RET probe", f"on `{cost.ret_insn}`"),
+            ("both", "entry + RET",
+             f"(sum of the two: {cost.added_us('entry') + cost.added_us('ret'):.2f} µs)"))
+    for key, label, note in rows:
+        reps = " ".join(f"{v:.1f}" for v in cost.timings[key])
+        added = f"{cost.added_us(key):.2f} µs" if key != "bare" else ""
+        print(f"   {label:<14}{cost.ns(key):>10.1f}   {reps:<30}{added:>15}  {note}")
+    # A signal (Go's SIGURG preemption, every 10 ms of a busy loop) that lands while the
+    # kernel steps the probed instruction makes it run, and hit, again: a few extra hits
+    # are expected; fewer would mean the probe was not where the loop runs.
+    extra = cost.hits_counted - cost.hits_expected
+    verdict = "ok" if 0 <= extra <= cost.hits_expected // 100 else "SUSPECT"
+    print(f"   BPF counter: {cost.hits_counted} hits for {cost.hits_expected} probed calls "
+          f"({extra:+d}: re-hits after signals) {verdict}; {args.calls} calls per timing, "
+          "median of 3")
+
+    entry_us, ret_us = cost.added_us("entry"), cost.added_us("ret")
+    expected = plan.entries * entry_us + plan.rets * ret_us
+    print(f"\n== 3. Ratios. gotel's plan for the hello binary: {', '.join(plan.probes)}: "
+          f"{plan.uprobes} uprobes")
+    print(f"   per request: {plan.entries} entry hit(s) [{', '.join(plan.entry_insns)}] + "
+          f"{plan.rets} RET hit(s) = {plan.entries + plan.rets} hits; counted under load: "
+          f"{hits[0]:.3f} hits/request over {hits[1]} requests")
+    print(f"   expected uprobe cost per request = {plan.entries} x {entry_us:.2f} + "
+          f"{plan.rets} x {ret_us:.2f} = {expected:.2f} µs")
+    print("   added wall µs/req = 1/rps_on - 1/rps_off (medians). With one connection (c1) a "
+          "request is")
+    print("     only sent when the previous one is answered, so 1/rps is each request's round "
+          "trip and")
+    print("     the difference is the latency gotel adds to every request. With 8 connections "
+          "it is")
+    print("     machine time per request, which hides cost that runs in parallel: use CPU there.")
+    print("   added CPU µs/req = machine busy CPU per request, on - off (every process and the "
+          "kernel);")
+    print("     server Δ = the server's share (uprobe traps are charged to the target's "
+          "threads),")
+    print("     gotel = the agent's own CPU, rest = wrk, softirq and noise.")
+    print("   ratio = added / expected: 1 means the uprobe traps are the whole cost; above 1, "
+          "the rest is")
+    print("     the BPF programs' own work, gotel's Python and contention for the 2 CPUs.")
+    head = (f"   {'case':<5}{'wall µs':>9}{'CPU µs':>9}{'server Δ':>10}{'gotel':>8}{'rest':>8}"
+            f"{'expected':>10}{'wall ratio':>12}{'CPU ratio':>11}{'server ratio':>14}")
+    print(head)
+    for name, x in d.items():
+        print(f"   {name:<5}{x.wall_us:>9.2f}{x.cpu_us:>9.2f}{x.server_us:>10.2f}"
+              f"{x.gotel_us:>8.2f}{x.rest_us:>8.2f}{expected:>10.2f}{x.wall_us / expected:>12.2f}"
+              f"{x.cpu_us / expected:>11.2f}{x.server_us / expected:>14.2f}")
+
+    def pct(x: Derived) -> str:
+        return f"{x.rps_off:.0f} -> {x.rps_on:.0f} req/s ({100 * (x.rps_on / x.rps_off - 1):+.1f}%)"
+
+    spans = c1.spans + c8.spans
+    lost = c1.lost + c8.lost
+    requests = c1.requests_on + c8.requests_on
+    print("\nHEADLINES")
+    print(f"throughput c1: {pct(c1)};  c8: {pct(c8)}")
+    print(f"c1 added latency per request: {c1.wall_us:.2f} µs = {c1.wall_us / expected:.2f} x "
+          f"the uprobe cost ({plan.entries + plan.rets} hits = {expected:.2f} µs)")
+    print(f"c8 added machine CPU per request: {c8.cpu_us:.2f} µs = "
+          f"{c8.cpu_us / expected:.2f} x the uprobe cost")
+    print(f"c8 added server CPU per request: {c8.server_us:.2f} µs = "
+          f"{c8.server_us / expected:.2f} x the uprobe cost")
+    print(f"uprobe hit: entry {entry_us:.2f} µs, RET {ret_us:.2f} µs "
+          f"(RET/entry {ret_us / entry_us:.2f})")
+    print(f"gotel CPU per 1000 spans: {1000 * (c1.gotel_cpu + c8.gotel_cpu) / max(1, spans):.3f}"
+          f" s ({args.exporter}); {1000 * s.gotel_cpu / max(1, check.spans):.3f} s (jsonl to a "
+          "file)")
+    print(f"events lost: {lost} of {requests} ({100 * lost / max(1, requests):.1f}%) in the "
+          f"attached runs; gotel captured at most {max(c1.captured_per_s, c8.captured_per_s):.0f}"
+          " spans/s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

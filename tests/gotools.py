@@ -10,6 +10,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 APPS = REPO / "tests" / "apps"
 BUILD = REPO / "tests" / ".build"
+# The demo service `gotel demo` ships is also the tests' HTTP server.
+DEMO_APP = REPO / "src" / "gotel" / "demoapp"
+NAMED_APPS = {"httpserver": DEMO_APP}
 
 
 def go_binary() -> str:
@@ -28,7 +31,7 @@ def build_app(
     name: str | None = None,
 ) -> Path:
     """Build an app (folder under tests/apps, or a path) once per flag set; returns the binary."""
-    source = Path(app) if Path(app).is_absolute() else APPS / app
+    source = Path(app) if Path(app).is_absolute() else NAMED_APPS.get(str(app), APPS / app)
     flags = ["stripped" if stripped else "", "pie" if pie else ""]
     tag = name or "-".join(filter(None, [source.name, toolchain or "default", *flags]))
     out = BUILD / tag

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 
 from gotel import __version__
-from gotel.config import EXPORTERS, Config, make_config
+from gotel.config import ENV_TRACES_EXPORTER, EXPORTERS, Config, make_config
 from gotel.errors import EXIT_BAD_INPUT, EXIT_OK, GotelError
 
 log = logging.getLogger("gotel")
@@ -81,9 +82,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from gotel.inspect_report import run_inspect
 
         return run_inspect(args.binary, args.pid, sys.stdout)
-    config = make_config(
-        exporter=args.exporter, output=args.output, service_name=args.service_name
-    )
+    exporter = args.exporter
+    if args.command == "demo" and not exporter and not os.environ.get(ENV_TRACES_EXPORTER):
+        exporter = "console"  # the demo's point is to show the spans right here
+    config = make_config(exporter=exporter, output=args.output, service_name=args.service_name)
     if args.command == "demo":
         from gotel.demo import run_demo
 

@@ -280,8 +280,11 @@ class DwarfIndex:
             if fields is not None:
                 found[name] = fields
         missing = wanted - found.keys()
-        if missing and not self._fast_path_complete():
-            found.update(self._find_by_walk(missing))
+        # Units the search cannot see into (C units of externally linked binaries name
+        # their structs through .debug_str) are walked; Go's own never need to be.
+        opaque = [u for u in self.units if not self._searchable(self._table(u.abbrev_offset))]
+        if missing and opaque:
+            found.update(self._find_by_walk(missing, opaque))
         for name in wanted:
             found.setdefault(name, None)
         return found
@@ -293,16 +296,13 @@ class DwarfIndex:
             and ab.attrs[0][:2] == (DW_AT_name, DW_FORM_string)
         ]
 
-    def _fast_path_complete(self) -> bool:
+    @staticmethod
+    def _searchable(table: dict[int, Abbrev]) -> bool:
         """True when every struct abbreviation names itself first, inline: search suffices."""
-        for unit in self.units:
-            table = self._table(unit.abbrev_offset)
-            for ab in table.values():
-                if ab.tag == DW_TAG_structure_type and (
-                    not ab.attrs or ab.attrs[0][:2] != (DW_AT_name, DW_FORM_string)
-                ):
-                    return False
-        return True
+        return all(
+            ab.attrs and ab.attrs[0][:2] == (DW_AT_name, DW_FORM_string)
+            for ab in table.values() if ab.tag == DW_TAG_structure_type
+        )
 
     def _find_fast(self, name: str) -> dict[str, int] | None:
         needle = name.encode() + b"\0"
@@ -332,9 +332,10 @@ class DwarfIndex:
         except (DwarfError, IndexError, ValueError, struct.error):
             return None
 
-    def _find_by_walk(self, names: set[str]) -> dict[str, dict[str, int] | None]:
+    def _find_by_walk(self, names: set[str],
+                      units: list[Unit]) -> dict[str, dict[str, int] | None]:
         found: dict[str, dict[str, int] | None] = {}
-        for unit in self.units:
+        for unit in units:
             table = self._table(unit.abbrev_offset)
             pos, depth = unit.dies, 0
             while pos < unit.end and len(found) < len(names):

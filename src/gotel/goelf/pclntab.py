@@ -27,7 +27,8 @@ FUNCFLAG_ASM = 0x4  # abi.FuncFlagAsm, the byte after funcID
 
 # Offset of funcID inside _func: 1.20 inserted startLine (int32) before it.
 _FUNCID_AT = {MAGIC_116: 8 + 8 * 4, MAGIC_118: 9 * 4, MAGIC_120: 10 * 4}
-# runtime.moduledata: pcHeader, six slices, findfunctab, minpc, maxpc, text (same 1.16-1.26).
+# runtime.moduledata: pcHeader, six slices, findfunctab, minpc, maxpc, text (unchanged
+# from Go 1.16, when pcHeader arrived, to 1.26).
 _MD_WORDS = 24
 _MD_FUNCNAMETAB, _MD_MINPC, _MD_TEXT = 1, 20, 22
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
-HTTPSERVER = REPO / "tests" / "apps" / "httpserver"
+HTTPSERVER = REPO / "src" / "gotel" / "demoapp"
 BUILD_ROOT = REPO / "tests" / ".build" / "goelf"  # gitignored; survives sessions
 
 LOCAL = "local"  # the toolchain on PATH (/usr/local/go: Go 1.26)

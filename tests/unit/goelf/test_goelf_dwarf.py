@@ -182,3 +182,18 @@ def test_corrupt_dwarf_never_raises(httpserver, tmp_path: Path, dwarf_cache: Pat
         with open_binary(out) as b:
             got = b.field_offsets(WANTED)
             assert all(isinstance(v, int) for v in got.values())
+
+
+@pytest.mark.parametrize(("toolchain", "flavor"), [(LOCAL, "default"), (LOCAL, "ext"),
+                                                   (GO121, "default")])
+def test_name_search_agrees_with_walking_every_die(httpserver, toolchain: str,
+                                                   flavor: str) -> None:
+    img = ElfImage(httpserver(toolchain, flavor).path)
+    try:
+        index = dwarf.DwarfIndex(img)
+        names = {s for s, _ in WANTED} | {"sync.Mutex", "net/http.Server", "runtime.m"}
+        walked = index._find_by_walk(set(names), index.units)
+        assert set(walked) == names
+        assert index.structs(names) == walked
+    finally:
+        img.close()

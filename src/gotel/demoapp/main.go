@@ -1,4 +1,4 @@
-// httpserver is the Go program gotel's tests and demo instrument: a small
+// The demo service that `gotel demo` builds and traces, also the tests' HTTP server: a small
 // net/http service with routes, several status codes and an optional
 // downstream call, so the spans it yields exercise every attribute.
 package main
@@ -62,7 +62,7 @@ func chain(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "traceparent=%s\n", r.Header.Get("Traceparent"))
 		return
 	}
-	callDownstream(r.Context(), w)
+	callDownstream(r.Context(), w, r.URL.Query().Get("next"))
 }
 
 // chainDetached makes the downstream call from a new goroutine with a fresh
@@ -71,17 +71,23 @@ func chainDetached(w http.ResponseWriter, _ *http.Request) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		callDownstream(context.Background(), w)
+		callDownstream(context.Background(), w, "")
 	}()
 	<-done
 }
 
-func callDownstream(ctx context.Context, w http.ResponseWriter) {
+// callDownstream calls the next service's /chain, or /chain-<next> when asked
+// (next=detached: the next service calls on from a detached goroutine).
+func callDownstream(ctx context.Context, w http.ResponseWriter, next string) {
 	if *downstream == "" {
 		io.WriteString(w, "no downstream\n")
 		return
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *downstream+"/chain", nil)
+	path := "/chain"
+	if next != "" {
+		path += "-" + next
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *downstream+path, nil)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return

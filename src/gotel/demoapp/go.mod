@@ -1,0 +1,3 @@
+module gotel.demo/service
+
+go 1.21

@@ -1,3 +1,0 @@
-module gotel.test/httpserver
-
-go 1.21
