@@ -40,7 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, Any
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -74,8 +74,8 @@ class Children:
     def __init__(self) -> None:
         self._procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, argv: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
-        proc: subprocess.Popen[bytes] = subprocess.Popen(list(argv), **kwargs)  # type: ignore[call-overload]
+    def start(self, argv: Sequence[str], **popen_args: Any) -> subprocess.Popen[bytes]:
+        proc: subprocess.Popen[bytes] = subprocess.Popen(list(argv), **popen_args)
         self._procs.append(proc)
         return proc
 
@@ -97,8 +97,8 @@ class Children:
         for proc in list(reversed(self._procs)):
             try:
                 self.end(proc)
-            except OSError:
-                pass
+            except (OSError, subprocess.SubprocessError):
+                pass  # keep going: the others must still be ended
 
 
 class Lines:
@@ -153,9 +153,11 @@ def machine_ticks() -> tuple[int, int]:
     """(busy, total) jiffies over all CPUs: tells whether a run was CPU-bound."""
     with open("/proc/stat") as f:
         values = [int(v) for v in f.readline().split()[1:]]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-    total = sum(values[:8])  # guest time is already counted in user
-    return total - idle, total
+    # user nice system idle iowait irq softirq steal: guest time is already in user, and
+    # steal (the hypervisor running someone else) is neither ours nor idle, so not busy.
+    user, nice, system, idle, iowait, irq, softirq, steal = (values + [0] * 8)[:8]
+    busy = user + nice + system + irq + softirq
+    return busy, busy + idle + iowait + steal
 
 
 # --------------------------------------------------------------------------- wrk
@@ -273,6 +275,7 @@ class Sample:
     gotel_cpu_run: float = 0.0  # gotel during the wrk run
     gotel_cpu: float = 0.0  # gotel from wrk start until its ring buffers are drained
     lost: int = 0
+    uprobes: int = 0  # what gotel said it attached
     errors: str = ""
 
     def per_req(self, seconds: float) -> float:
@@ -327,6 +330,7 @@ def measure(
         sample = Sample(res.rps, res.requests, res.seconds, s1 - s0, res.cpu, busy / CLK_TCK,
                         busy / max(1, total), errors=res.errors)
         if run:
+            sample.uprobes = run.uprobes
             sample.gotel_cpu_run = cpu_seconds(run.proc.pid) - g0
             time.sleep(DRAIN_WAIT_S)
             sample.gotel_cpu = cpu_seconds(run.proc.pid) - g0
@@ -773,6 +777,9 @@ def report(
     print(f"   per request: {plan.entries} entry hit(s) [{', '.join(plan.entry_insns)}] + "
           f"{plan.rets} RET hit(s) = {plan.entries + plan.rets} hits; counted under load: "
           f"{hits[0]:.3f} hits/request over {hits[1]} requests")
+    attached = {s.uprobes for r in results.values() for s in r.on} | {check.sample.uprobes}
+    if attached != {plan.uprobes}:
+        print(f"   WARNING: gotel attached {sorted(attached)} uprobes, the plan has {plan.uprobes}")
     print(f"   expected uprobe cost per request = {plan.entries} x {entry_us:.2f} + "
           f"{plan.rets} x {ret_us:.2f} = {expected:.2f} µs")
     print("   added wall µs/req = 1/rps_on - 1/rps_off (medians). With one connection (c1) a "

@@ -1,4 +1,4 @@
-"""gotel's command line: run | attach | inspect | doctor | demo."""
+"""gotel's command line: run | attach | inspect | doctor | offsets | demo."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from gotel import __version__
 from gotel.config import ENV_TRACES_EXPORTER, EXPORTERS, Config, make_config
 from gotel.errors import EXIT_BAD_INPUT, EXIT_OK, GotelError
+from gotel.offsets.command import add_arguments as add_offsets_arguments
 
 log = logging.getLogger("gotel")
 
@@ -51,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("doctor", help="can this machine run gotel?")
 
+    add_offsets_arguments(sub.add_parser("offsets", help="build or show the offsets database"))
+
     demo = sub.add_parser("demo", help="build the bundled demo service, trace it, print its spans")
     _export_flags(demo)
     demo.add_argument("--requests", type=int, default=1, help="rounds of demo requests")
@@ -78,6 +81,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from gotel.doctor import run_doctor
 
         return run_doctor(sys.stdout)
+    if args.command == "offsets":
+        from gotel.offsets.command import run as run_offsets
+
+        return run_offsets(args)
     if args.command == "inspect":
         from gotel.inspect_report import run_inspect
 

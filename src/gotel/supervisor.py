@@ -133,6 +133,15 @@ class Supervisor:
             self.totals.spans += session.stats.spans
             self.totals.lost += session.stats.lost
             session.exporter.shutdown()
+            stats = session.stats
+            log.info(
+                "pid %d: detached; %d spans from %d events, %d events lost, %d undecodable",
+                pid,
+                stats.spans,
+                stats.events,
+                stats.lost,
+                stats.decode_errors,
+            )
 
     def close(self) -> None:
         """Detach everything and flush every exporter. Idempotent."""

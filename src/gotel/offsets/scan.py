@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 STEP_TIMEOUT_S = 30 * 60  # one go command (a toolchain download + a cold std build fit easily)
 _LIST_FIELDS = "ImportPath,Name,Dir,GoFiles,Imports,Error"
+_COMPILE_ERROR = re.compile(r"^\S+\.go:\d+:\d+: ")
 
 
 class ScanError(Exception):
@@ -96,11 +98,12 @@ class GoRunner:
 
 
 def _last_line(text: str) -> str:
+    """The line that says what went wrong: the first compile error, else the last line."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    # A compile error is more useful than the trailing "note: module requires go ..." lines.
-    errors = [ln for ln in lines if ": " in ln and not ln.startswith("note:")]
-    line = (errors or lines or [""])[0] if errors and "error" in text else (lines or [""])[-1]
-    return line[:300]
+    for line in lines:
+        if _COMPILE_ERROR.match(line):
+            return line[:300]
+    return (lines[-1] if lines else "")[:300]
 
 
 def build_lister(runner: GoRunner, workdir: Path) -> Path:
@@ -136,6 +139,7 @@ def _scan(job: Job, runner: GoRunner, lister: Path,
         series = ".".join(job.version.split(".")[:2])
         (workdir / "go.mod").write_text(f"module gotel.scan\n\ngo {series}\n")
         env = {"GOTOOLCHAIN": f"go{job.version}"}
+        runner.run(f"fetch toolchain go{job.version}", ["version"], workdir, env)
         universe_pattern = "std"
     else:
         (workdir / "go.mod").write_text("module gotel.scan\n\ngo 1.21\n")
@@ -179,8 +183,11 @@ def _values(job: Job, refs: list[StructRef], found: Mapping[str, dict[str, int] 
     for ref in refs:
         members = found.get(ref.name)
         pkg = universe.get(ref.package)
+        if pkg is None:
+            problems.append(f"go list said nothing about package {ref.package}")
+            continue
         if members is None:
-            exists = pkg is not None and not pkg.error and ref.type in pkg.types
+            exists = not pkg.error and ref.type in pkg.types
             if exists:  # declared in this version's source, yet not linked: measure nothing
                 problems.append(f"{ref.name} is declared but the linker dropped it")
                 continue
