@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 from gotel import __version__
 from gotel.config import ENV_TRACES_EXPORTER, EXPORTERS, Config, make_config
@@ -121,7 +122,15 @@ def _attach(config: Config, *, pid: int | None, exe: str | None) -> int:
     from gotel.target import process_from_pid, resolve_executable
 
     process = process_from_pid(pid) if pid is not None else None
-    executable = resolve_executable(exe) if exe is not None else None
+    executable: Path | str | None = None
+    if exe is not None:
+        if os.path.lexists(exe):
+            executable = resolve_executable(exe)
+        elif os.path.isabs(exe):
+            # Not in this filesystem: a binary in another container, matched by its path there.
+            executable = exe
+        else:
+            raise GotelError(f"{exe}: no such file (an absolute path matches other containers)")
     require_tracing()
     stop = _stop_on_signals()
     supervisor = Supervisor(config, all_probes())

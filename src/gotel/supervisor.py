@@ -37,7 +37,7 @@ class Supervisor:
         self.clock = BootClock()
         self.sessions: dict[int, Session] = {}
         self.totals = Totals()
-        self._watched: list[Path] = []
+        self._watched: list[Path | str] = []
         self._ignored: set[int] = set()
 
     # -- targets ----------------------------------------------------------------
@@ -73,7 +73,7 @@ class Supervisor:
         self.totals.sessions += 1
         return session
 
-    def watch(self, executable: Path) -> None:
+    def watch(self, executable: Path | str) -> None:
         """Instrument every process running `executable`, now and whenever one starts."""
         self._watched.append(executable)
         self._scan()

@@ -106,3 +106,32 @@ def test_go_releases(toolchain, route, tmp_path, servers, gotels):
     ).stdout.split()[-1]
     assert spans[0]["resource"]["process.runtime.version"] in (go_version, go_version[2:])
     assert gotel.stop() == 0
+
+
+def test_attach_exe_in_another_mount_namespace(tmp_path, gotels):
+    """A sidecar names the binary by its path in the application's container."""
+    binary = build_app("httpserver")
+    hidden = f"/mnt/gotel-test-{os.getpid()}/app"  # exists only inside the new namespace
+    assert not os.path.exists(hidden)
+    out = tmp_path / "spans.jsonl"
+    gotel = Gotel("attach", "--exe", hidden, "--exporter", "jsonl", "--output", str(out))
+    gotels.append(gotel)
+    gotel.wait_for("watching for processes")
+    script = (
+        f"mkdir -p {os.path.dirname(hidden)} && mount -t tmpfs none {os.path.dirname(hidden)}"
+        f" && cp {binary} {hidden} && exec {hidden} -addr 127.0.0.1:0"
+    )
+    app = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        line = app.stdout.readline().strip()
+        assert line.startswith("listening on "), line
+        gotel.wait_for(rf"pid {app.pid} .*attached")
+        assert get("http://" + line.removeprefix("listening on ") + "/hello/ns") == 200
+        spans = read_jsonl(out, 1)
+        assert [s["attributes"]["url.path"] for s in spans] == ["/hello/ns"]
+        assert spans[0]["resource"]["process.executable.path"] == hidden
+    finally:
+        app.terminate()
+        app.wait()
+    assert gotel.stop() == 0

@@ -58,20 +58,43 @@ def process_from_pid(pid: int) -> Process:
     return Process(pid, exe, target)
 
 
-def pids_running(executable: Path) -> list[int]:
-    """PIDs whose executable is this file (same device and inode, any mount namespace)."""
-    want = executable.stat()
+def pids_running(executable: Path | str) -> list[int]:
+    """PIDs running `executable`.
+
+    A file visible here is matched by device and inode, whatever mount namespace
+    the process sees it in; a path that does not exist here (a sidecar naming
+    the binary inside the application's container) by the path the process sees.
+    """
+    path = Path(executable)
+    try:
+        want = path.stat()
+    except FileNotFoundError:
+        return _pids_by_exe_link(str(executable))
     found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    for pid in _all_pids():
         try:
-            st = os.stat(f"/proc/{entry.name}/exe")
+            st = os.stat(f"/proc/{pid}/exe")
         except OSError:
             continue
         if (st.st_dev, st.st_ino) == (want.st_dev, want.st_ino):
-            found.append(int(entry.name))
-    return sorted(found)
+            found.append(pid)
+    return found
+
+
+def _pids_by_exe_link(path: str) -> list[int]:
+    found = []
+    for pid in _all_pids():
+        try:
+            link = os.readlink(f"/proc/{pid}/exe")
+        except OSError:
+            continue
+        if link.removesuffix(" (deleted)") == path:
+            found.append(pid)
+    return found
+
+
+def _all_pids() -> list[int]:
+    return sorted(int(e.name) for e in os.scandir("/proc") if e.name.isdigit())
 
 
 def resolve_executable(command: str) -> Path:
