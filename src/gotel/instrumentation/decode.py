@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from gotel.trace import BootClock, Span, SpanKind
+
 
 def text(event: Mapping[str, Any], name: str) -> tuple[str, bool]:
     """The string field `name` cut to its `<name>_len`, and whether the buffer truncated it."""
@@ -36,3 +38,30 @@ def parent_id(event: Mapping[str, Any]) -> bytes | None:
     """The event's parent span id, None for a root span (all zero)."""
     parent = bytes(event["parent_span_id"])
     return parent if any(parent) else None
+
+
+def span_from_event(
+    event: Mapping[str, Any],
+    clock: BootClock,
+    *,
+    name: str,
+    kind: SpanKind,
+    attributes: dict[str, Any],
+    error: bool,
+    scope: str,
+) -> Span:
+    """A span from the fields every span event carries (ids, boot-time stamps)."""
+    return Span(
+        name=name,
+        kind=kind,
+        trace_id=bytes(event["trace_id"]),
+        span_id=bytes(event["span_id"]),
+        parent_span_id=parent_id(event),
+        start_ns=clock.to_unix_ns(int(event["start_ns"])),
+        end_ns=clock.to_unix_ns(int(event["end_ns"])),
+        attributes=attributes,
+        error=error,
+        scope=scope,
+        remote_parent=bool(event.get("remote_parent", 0)),
+        sampled=bool(int(event.get("trace_flags", 1)) & 1),
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from gotel.instrumentation.common import CONTEXT_FIELDS, GOROUTINE_FIELDS
-from gotel.instrumentation.decode import parent_id, split_host_port, text
+from gotel.instrumentation.decode import span_from_event, split_host_port, text
 from gotel.instrumentation.nethttp.semconv import (
     DEFAULT_PORTS,
     method_attributes,
@@ -132,18 +132,14 @@ def server_span(event: Event, clock: BootClock) -> Span:
     error = status >= 500
     if error:
         attrs["error.type"] = str(status)
-    return Span(
+    return span_from_event(
+        event,
+        clock,
         name=f"{method} {route}" if route else method,
         kind=SpanKind.SERVER,
-        trace_id=bytes(event["trace_id"]),
-        span_id=bytes(event["span_id"]),
-        parent_span_id=parent_id(event),
-        start_ns=clock.to_unix_ns(int(event["start_ns"])),
-        end_ns=clock.to_unix_ns(int(event["end_ns"])),
         attributes=attrs,
         error=error,
         scope=SCOPE,
-        remote_parent=bool(event["remote_parent"]),
     )
 
 
@@ -213,17 +209,8 @@ def client_span(event: Event, clock: BootClock) -> Span:
     elif status >= 400:
         error = True
         attrs["error.type"] = str(status)
-    return Span(
-        name=method,
-        kind=SpanKind.CLIENT,
-        trace_id=bytes(event["trace_id"]),
-        span_id=bytes(event["span_id"]),
-        parent_span_id=parent_id(event),
-        start_ns=clock.to_unix_ns(int(event["start_ns"])),
-        end_ns=clock.to_unix_ns(int(event["end_ns"])),
-        attributes=attrs,
-        error=error,
-        scope=SCOPE,
+    return span_from_event(
+        event, clock, name=method, kind=SpanKind.CLIENT, attributes=attrs, error=error, scope=SCOPE
     )
 
 
