@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 from gotel.goelf import Function, GoBinary
 from gotel.goversion import at_least
 from gotel.instrumentation.probe import Hook, Probe
-from gotel.offsets.resolve import Resolved, module_version, resolve_fields
+from gotel.offsets.resolve import (
+    Resolved,
+    missing_offsets_reason,
+    module_version,
+    resolve_fields,
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,7 @@ class ProbePlan:
     constants: dict[str, int] = field(default_factory=dict)
     fields: dict[str, Resolved] = field(default_factory=dict)  # "struct.field" -> resolution
     skip_reason: str | None = None
+    linked: bool = True  # False: the library is not in this binary, nothing to report
 
     @property
     def applies(self) -> bool:
@@ -54,6 +60,7 @@ def plan_probe(binary: GoBinary, probe: Probe) -> ProbePlan:
     version = module_version(binary, probe.module)
     if version is None:
         plan.skip_reason = f"module {probe.module} is not linked into this binary"
+        plan.linked = False
         return plan
 
     functions = binary.functions(h.symbol for h in probe.hooks)
@@ -77,11 +84,7 @@ def plan_probe(binary: GoBinary, probe: Probe) -> ProbePlan:
         elif f.required:
             missing.append(f.key)
     if missing:
-        where = "no DWARF in the binary" if not binary.has_dwarf else "not in the binary's DWARF"
-        plan.skip_reason = (
-            f"offsets unavailable for {', '.join(missing)} ({probe.module} {version}: {where}; "
-            "and gotel's offsets database has no entry for it)"
-        )
+        plan.skip_reason = missing_offsets_reason({k: plan.fields[k] for k in missing})
         return plan
     plan.constants.update(probe.features(plan.constants))
     return plan

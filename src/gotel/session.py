@@ -70,6 +70,9 @@ class Session:
     def attach(self) -> None:
         """Load and attach every applicable probe; a probe that fails is skipped, not fatal."""
         for plan in self.plans:
+            if not plan.linked:
+                log.debug("%s: %s", plan.probe.name, plan.skip_reason)
+                continue
             if not plan.applies:
                 self.stats.skipped[plan.probe.name] = plan.skip_reason or "not applicable"
                 continue
@@ -115,7 +118,7 @@ class Session:
         return obj.attach_uprobe(program, self.process.binary, offset, self.pid_filter)
 
     def _report_attach(self) -> None:
-        total = len(self.plans)
+        total = sum(1 for plan in self.plans if plan.linked)
         uprobes = sum(len(lp.links) for lp in self.loaded)
         msg = "pid %d (%s): attached %d/%d probes (%d uprobes)"
         args: list[object] = [
