@@ -23,6 +23,7 @@ This is a script that prints numbers, not a test: it asserts nothing about them.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import queue
 import re
@@ -35,7 +36,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +47,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(REPO / "tests"))  # gotools: the shared Go build helper
 
-from gotel.ebpf import BpfObject, Link  # noqa: E402
+from gotel.ebpf import BpfObject, Link, libbpf  # noqa: E402
 from gotel.goelf import open_binary  # noqa: E402
 from gotel.instrumentation.registry import all_probes  # noqa: E402
 from gotel.planning import ProbePlan, plan_probes  # noqa: E402
@@ -63,6 +64,8 @@ SETTLE_S = 0.3  # after attach: let gotel's start-up work finish before CPU is s
 
 ATTACHED_RE = re.compile(r"attached (\d+)/(\d+) probes \((\d+) uprobes\)")
 LOST_RE = re.compile(r"lost (\d+) events")
+# gotel's last line for a target: its own count of spans, events and losses.
+SUMMARY_RE = re.compile(r"detached; (\d+) spans from (\d+) events, (\d+) events lost")
 
 
 # --------------------------------------------------------------------------- processes
@@ -160,6 +163,57 @@ def machine_ticks() -> tuple[int, int]:
     return busy, busy + idle + iowait + steal
 
 
+class BpfStats:
+    """The kernel's BPF run-time accounting (BPF_ENABLE_STATS): on while our fd is open, so
+    it goes off by itself however the benchmark ends. Costs two clock reads per program
+    run, for every BPF program on the machine while on."""
+
+    def __init__(self) -> None:
+        fd = libbpf.lib().bpf_enable_stats(0)  # BPF_STATS_RUN_TIME
+        self.fd: int | None = fd if fd >= 0 else None
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def bpf_programs(pid: int) -> dict[int, tuple[int, int]]:
+    """prog id -> (run_time_ns, run_cnt) for the BPF programs a process holds, from the
+    fdinfo of its program fds: exactly that process's programs, whoever else runs BPF."""
+    progs: dict[int, tuple[int, int]] = {}
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                info = dict(line.split(":", 1) for line in f if ":" in line)
+        except OSError:
+            continue  # closed meanwhile
+        if "run_time_ns" in info and "prog_id" in info:  # not a link or map fd
+            progs[int(info["prog_id"])] = (int(info["run_time_ns"]), int(info["run_cnt"]))
+    return progs
+
+
+def bpf_run_time(pid: int) -> tuple[int, int]:
+    """(run_time_ns, run_cnt) summed over a process's BPF programs."""
+    progs = bpf_programs(pid).values()
+    return sum(ns for ns, _ in progs), sum(runs for _, runs in progs)
+
+
+def program_names(ids: Iterable[int]) -> dict[int, str]:
+    """Names of BPF programs by id, from bpftool when it is installed (else the ids)."""
+    names = {i: f"prog {i}" for i in ids}
+    if names and shutil.which("bpftool"):
+        out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True,
+                             text=True, timeout=30, check=False)
+        try:
+            for prog in json.loads(out.stdout or "[]"):
+                if prog.get("id") in names:
+                    names[prog["id"]] = prog.get("name", names[prog["id"]])
+        except ValueError:
+            pass  # keep the ids
+    return names
+
+
 # --------------------------------------------------------------------------- wrk
 
 
@@ -238,14 +292,18 @@ def start_gotel(children: Children, pid: int, exporter: str, output: str | None)
     return GotelRun(proc, log, int(m.group(3)))
 
 
-def stop_gotel(children: Children, run: GotelRun) -> int:
-    """SIGTERM (gotel detaches and flushes), then the events it reported lost."""
+def stop_gotel(children: Children, run: GotelRun) -> tuple[int | None, int]:
+    """SIGTERM (gotel detaches and flushes), then (spans, events lost) from its log; spans
+    is None when gotel printed no summary line."""
     rc = children.end(run.proc)
     run.log.join(10)
     if rc != 0:
         raise RuntimeError(f"gotel exited {rc}:\n  " + "\n  ".join(run.log.lines[-20:]))
-    # Each warning gives the new losses since the previous check.
-    return sum(int(m.group(1)) for line in run.log.lines if (m := LOST_RE.search(line)))
+    for line in reversed(run.log.lines):
+        if m := SUMMARY_RE.search(line):
+            return int(m.group(1)), int(m.group(3))
+    # Older gotel: each warning gives the new losses since the previous check.
+    return None, sum(int(m.group(1)) for line in run.log.lines if (m := LOST_RE.search(line)))
 
 
 # --------------------------------------------------------------------------- server runs
@@ -275,17 +333,40 @@ class Sample:
     gotel_cpu_run: float = 0.0  # gotel during the wrk run
     gotel_cpu: float = 0.0  # gotel from wrk start until its ring buffers are drained
     lost: int = 0
+    spans: int | None = None  # gotel's own count, from its summary line on exit
     uprobes: int = 0  # what gotel said it attached
+    # gotel's BPF programs during the wrk run (when kernel BPF stats are on)
+    bpf: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (ns, runs)
+
+    @property
+    def bpf_ns(self) -> int:
+        return sum(ns for ns, _ in self.bpf.values())
+
+    @property
+    def bpf_runs(self) -> int:
+        return sum(runs for _, runs in self.bpf.values())
     errors: str = ""
+
+    @property
+    def spans_made(self) -> int:
+        """gotel's count, else the requests it did not report lost."""
+        return self.requests - self.lost if self.spans is None else self.spans
 
     def per_req(self, seconds: float) -> float:
         return 1e6 * seconds / max(1, self.requests)
 
     @property
-    def other_cpu(self) -> float:
-        """Busy CPU outside server, wrk and gotel: loopback TCP softirq work, kernel
-        threads, and whatever else runs on the machine (noise)."""
-        return self.machine_cpu - self.server_cpu - self.wrk_cpu - self.gotel_cpu_run
+    def ours_cpu(self) -> float:
+        """server + wrk + gotel. Loopback TCP work runs in their contexts (as softirq on
+        their stacks), so it is in here too."""
+        return self.server_cpu + self.wrk_cpu + self.gotel_cpu_run
+
+    @property
+    def other_share(self) -> float:
+        """Share of the machine busy outside our processes: other tenants, kernel threads.
+        Shown as a share of time, not per request: background load divided by fewer
+        requests would look like a cost of gotel."""
+        return max(0.0, self.machine_cpu - self.ours_cpu) / (self.seconds * NCPU)
 
 
 @dataclass
@@ -323,20 +404,28 @@ def measure(
         if run:
             time.sleep(SETTLE_S)
             g0 = cpu_seconds(run.proc.pid)
+            b0 = bpf_programs(run.proc.pid)
         s0, m0 = cpu_seconds(server.pid), machine_ticks()
         res = run_wrk(server.url, case.threads, case.conns, duration)
         s1, m1 = cpu_seconds(server.pid), machine_ticks()
+        if run:
+            b1 = bpf_programs(run.proc.pid)
         busy, total = m1[0] - m0[0], m1[1] - m0[1]
         sample = Sample(res.rps, res.requests, res.seconds, s1 - s0, res.cpu, busy / CLK_TCK,
                         busy / max(1, total), errors=res.errors)
         if run:
             sample.uprobes = run.uprobes
+            names = program_names(b1)  # while gotel still holds them
+            sample.bpf = {
+                names[i]: (ns - b0.get(i, (0, 0))[0], runs - b0.get(i, (0, 0))[1])
+                for i, (ns, runs) in b1.items()
+            }
             sample.gotel_cpu_run = cpu_seconds(run.proc.pid) - g0
             time.sleep(DRAIN_WAIT_S)
             sample.gotel_cpu = cpu_seconds(run.proc.pid) - g0
     finally:
-        lost = stop_gotel(children, run) if run else 0
-    sample.lost = lost
+        spans, lost = stop_gotel(children, run) if run else (None, 0)
+    sample.spans, sample.lost = spans, lost
     return sample
 
 
@@ -345,15 +434,18 @@ def measure(
 
 @dataclass
 class HitCost:
-    """ns per call of main.target, one list per setup (one value per repetition):
+    """CPU ns per call of main.target, one list per setup (one value per repetition):
     bare, entry (uprobe on its first instruction), ret (on its RET), both (what one
-    request pays on the server probe)."""
+    request pays on the server probe). Thread CPU rather than wall time, so that other
+    processes taking the CPU away do not count as probe cost; wall is kept to show it."""
 
     timings: dict[str, list[float]]
+    wall: dict[str, list[float]]
     entry_insn: str
     ret_insn: str
     hits_counted: int  # what the BPF program counted over every probed timing
     hits_expected: int  # probed calls x probes per call
+    counter_ns: float | None  # the counting program's own run time per hit (BPF stats)
 
     def ns(self, setup: str) -> float:
         return statistics.median(self.timings[setup])
@@ -397,15 +489,16 @@ class LoopProcess:
         if self.out.next_line(30) != "ready":
             raise RuntimeError("uprobecost did not start")
 
-    def ns_per_call(self, n: int, timeout: float) -> float:
+    def ns_per_call(self, n: int, timeout: float) -> tuple[float, float]:
+        """(wall, thread CPU) ns per call over n calls."""
         assert self.proc.stdin is not None
         self.proc.stdin.write(f"{n}\n".encode())
         self.proc.stdin.flush()
         line = self.out.next_line(timeout)
-        m = re.match(r"ns/call ([\d.]+) calls", line or "")
+        m = re.match(r"ns/call ([\d.]+) cpu-ns/call ([\d.]+) calls", line or "")
         if not m:
             raise RuntimeError(f"uprobecost: unexpected reply {line!r}")
-        return float(m.group(1))
+        return float(m.group(1)), float(m.group(2))
 
 
 def measure_hit_cost(
@@ -431,26 +524,36 @@ def measure_hit_cost(
             "entry": (entry,), "ret": (ret,), "both": (entry, ret)
         }
         timings: dict[str, list[float]] = {"bare": [], **{k: [] for k in setups}}
+        wall: dict[str, list[float]] = {k: [] for k in timings}
+
+        def timed(name: str, calls: int, timeout: float) -> None:
+            w, c = loop.ns_per_call(calls, timeout)
+            wall[name].append(w)
+            timings[name].append(c)
+
         counted = expected = 0
+        prog0 = bpf_run_time(os.getpid())  # the counter is the only BPF program we hold now
         # Interleaved repetitions: a drift in CPU frequency or load hits every setup alike.
         for _ in range(reps):
-            timings["bare"].append(loop.ns_per_call(bare_calls, 60))
+            timed("bare", bare_calls, 60)
             for name, offsets in setups.items():
                 links: list[Link] = [obj.attach_uprobe("count_hit", binary, off, loop.proc.pid)
                                      for off in offsets]
                 before = obj.percpu_sum("hits")
                 try:
-                    timings[name].append(loop.ns_per_call(probed_calls, probed_timeout))
+                    timed(name, probed_calls, probed_timeout)
                 finally:
                     for link in links:
                         link.destroy()
                 counted += obj.percpu_sum("hits") - before
                 expected += probed_calls * len(offsets)
+        prog1 = bpf_run_time(os.getpid())
     finally:
         obj.close()
         children.end(loop.proc)
-    return HitCost(timings, instruction_at(binary, entry), instruction_at(binary, ret),
-                   counted, expected)
+    runs = prog1[1] - prog0[1]
+    return HitCost(timings, wall, instruction_at(binary, entry), instruction_at(binary, ret),
+                   counted, expected, (prog1[0] - prog0[0]) / runs if runs else None)
 
 
 # --------------------------------------------------------------------------- plan
@@ -537,19 +640,18 @@ class Derived:
     rps_off: float
     rps_on: float
     wall_us: float  # 1/rps_on - 1/rps_off
-    cpu_us: float  # machine busy CPU per request, on - off
+    cpu_us: float  # server + wrk + gotel CPU per request, on - off
     server_us: float  # server CPU per request, on - off
     gotel_us: float  # gotel CPU per request (it only runs when on)
+    wrk_us: float  # wrk CPU per request, on - off
+    bpf_us: float  # gotel's BPF programs' run time per request (0 without BPF stats)
+    bpf_runs: float  # their runs per request: the hits, seen by the kernel
     spans: int  # requests - lost over the attached runs
     lost: int
     requests_on: int
     gotel_cpu: float  # seconds over the attached runs, until drained
     captured_per_s: float  # spans gotel got per second of an attached run (median)
 
-    @property
-    def rest_us(self) -> float:
-        """Added machine CPU that is neither the server's nor gotel's: wrk, softirq, noise."""
-        return self.cpu_us - self.server_us - self.gotel_us
 
 
 def derive(r: CaseResult) -> Derived:
@@ -561,21 +663,24 @@ def derive(r: CaseResult) -> Derived:
         rps_off,
         rps_on,
         1e6 * (1 / rps_on - 1 / rps_off),
-        m(r.on, lambda s: s.per_req(s.machine_cpu)) - m(r.off, lambda s: s.per_req(s.machine_cpu)),
+        m(r.on, lambda s: s.per_req(s.ours_cpu)) - m(r.off, lambda s: s.per_req(s.ours_cpu)),
         m(r.on, lambda s: s.per_req(s.server_cpu)) - m(r.off, lambda s: s.per_req(s.server_cpu)),
         m(r.on, lambda s: s.per_req(s.gotel_cpu_run)),
-        sum(s.requests - s.lost for s in r.on),
+        m(r.on, lambda s: s.per_req(s.wrk_cpu)) - m(r.off, lambda s: s.per_req(s.wrk_cpu)),
+        m(r.on, lambda s: s.per_req(s.bpf_ns / 1e9)),
+        m(r.on, lambda s: s.bpf_runs / max(1, s.requests)),
+        sum(s.spans_made for s in r.on),
         sum(s.lost for s in r.on),
         sum(s.requests for s in r.on),
         sum(s.gotel_cpu for s in r.on),
-        m(r.on, lambda s: (s.requests - s.lost) / s.seconds),
+        m(r.on, lambda s: s.spans_made / s.seconds),
     )
 
 
 def print_throughput(results: dict[str, CaseResult]) -> None:
     head = (f"{'case':<5}{'gotel':<6}{'req/s':>9}{'±':>8}{'server':>9}{'wrk':>7}{'gotel':>7}"
-            f"{'other':>7}{'machine':>9}{'busy':>6}{'lost/req':>10}")
-    print(f"{'':<28}{'---- CPU µs per request (median) ----':^39}")
+            f"{'sum':>7}{'busy':>7}{'other':>7}{'lost/req':>10}")
+    print(f"{'':<28}{'- CPU µs per request -':^30}{'machine':^14}")
     print(head)
     print("-" * len(head))
     for case in CASES:
@@ -591,13 +696,15 @@ def print_throughput(results: dict[str, CaseResult]) -> None:
                     if label == "on" else "-")
             print(f"{case.name:<5}{label:<6}{med(rps):>9.0f}{spread(rps):>8}"
                   f"{per_req(lambda s: s.server_cpu):>9.1f}{per_req(lambda s: s.wrk_cpu):>7.1f}"
-                  f"{gotel:>7}{per_req(lambda s: s.other_cpu):>7.1f}"
-                  f"{per_req(lambda s: s.machine_cpu):>9.1f}"
-                  f"{100 * med([s.busy for s in samples]):>5.0f}%{lost:>10}")
+                  f"{gotel:>7}{per_req(lambda s: s.ours_cpu):>7.1f}"
+                  f"{100 * med([s.busy for s in samples]):>6.0f}%"
+                  f"{100 * med([s.other_share for s in samples]):>6.0f}%{lost:>10}")
         per_round = "  ".join(f"{s.rps:.0f}/{t.rps:.0f}" for s, t in zip(r.off, r.on, strict=True))
         print(f"      req/s per round, off/on: {per_round}")
-    print("   other = machine busy CPU minus server, wrk and gotel: loopback TCP softirq work, "
-          "kernel threads, other tenants")
+    print("   CPU = utime+stime of each process during the wrk run (loopback TCP work is "
+          "charged to them);")
+    print("   busy = machine utilisation; other = share of the machine busy outside these "
+          "processes (other tenants: noise)")
     errors = {s.errors for r in results.values() for s in r.off + r.on if s.errors}
     for e in sorted(errors):
         print(f"   wrk reported: {e}")
@@ -636,14 +743,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_term)
     children = Children()
     t_start = time.monotonic()
+    # On for the whole run, so that gotel's programs (loaded by another process) are timed.
+    stats = BpfStats()
     try:
         with tempfile.TemporaryDirectory(prefix="gotel-bench-") as tmp:
-            return run(args, children, Path(tmp))
+            return run(args, children, Path(tmp), bpf_stats=stats.fd is not None)
     except KeyboardInterrupt:
         print("\noverhead: interrupted", file=sys.stderr)
         return 130
     finally:
         children.end_all()
+        stats.close()
         print(f"(total wall time {time.monotonic() - t_start:.0f} s)", file=sys.stderr)
 
 
@@ -660,7 +770,7 @@ class SpanCheck:
     spans: int  # lines gotel wrote to its jsonl file
 
 
-def run(args: argparse.Namespace, children: Children, tmp: Path) -> int:
+def run(args: argparse.Namespace, children: Children, tmp: Path, *, bpf_stats: bool) -> int:
     with step("building bench/apps/hello, bench/apps/uprobecost, uprobecost.bpf.c"):
         hello = build_app(BENCH / "apps" / "hello", name="bench-hello")
         loop_bin = build_app(BENCH / "apps" / "uprobecost", name="bench-uprobecost")
@@ -712,7 +822,7 @@ def run(args: argparse.Namespace, children: Children, tmp: Path) -> int:
           f"before, {100 * load_after:.0f}% after"
           + ("  <- another workload is running: expect noise" if
              max(load_before, load_after) > 0.05 else ""))
-    report(args, results, plan, cost, check, hits)
+    report(args, results, plan, cost, check, hits, bpf_stats)
     return 0
 
 
@@ -723,6 +833,7 @@ def report(
     cost: HitCost,
     check: SpanCheck,
     hits: tuple[float, int],
+    bpf_stats: bool,
 ) -> None:
     d = {name: derive(r) for name, r in results.items()}
     c1, c8 = d["c1"], d["c8"]
@@ -734,13 +845,16 @@ def report(
 
     print("\n   gotel's own CPU (utime+stime of its process, wrk start until its ring buffers "
           f"are drained {DRAIN_WAIT_S:g} s later);")
-    print("   spans = requests served while attached - events lost")
+    counted = all(s.spans is not None for r in results.values() for s in r.on)
+    print("   spans = " + ("gotel's own count (its summary line on exit)" if counted else
+                          "requests served while attached - events lost (no summary line)"))
     for name, x in d.items():
         print(f"   {name}: {x.gotel_cpu:.2f} s for {x.spans} spans = "
               f"{1000 * x.gotel_cpu / max(1, x.spans):.3f} CPU s per 1000 spans; "
               f"lost {x.lost} of {x.requests_on} events "
               f"({100 * x.lost / max(1, x.requests_on):.1f}%); "
-              f"captured {x.captured_per_s:.0f} spans/s")
+              f"captured {x.captured_per_s:.0f} spans/s; requests - spans - lost = "
+              f"{x.requests_on - x.spans - x.lost:+d}")
     s = check.sample
     unaccounted = s.requests - check.spans - s.lost
     print(f"   span-count check (c8, --exporter jsonl to a file): {s.requests} requests, "
@@ -752,7 +866,12 @@ def report(
 
     print("\n== 2. One uprobe hit: bench/apps/uprobecost, a loop calling //go:noinline "
           "main.target; counting BPF program")
-    print(f"   {'setup':<14}{'ns/call':>10}   {'repetitions':<30}{'added per call':>15}")
+    print("   ns/call = this thread's CPU time per call (the uprobe's trap, program and "
+          "single-step are")
+    print("   charged to it; other processes taking the CPU are not); wall = elapsed, for "
+          "comparison")
+    print(f"   {'setup':<14}{'ns/call':>10}   {'repetitions':<30}{'wall':>10}"
+          f"{'added per call':>16}")
     rows = (("bare", "bare", ""), ("entry", "entry probe", f"on `{cost.entry_insn}`"),
             ("ret", "RET probe", f"on `{cost.ret_insn}`"),
             ("both", "entry + RET",
@@ -760,7 +879,8 @@ def report(
     for key, label, note in rows:
         reps = " ".join(f"{v:.1f}" for v in cost.timings[key])
         added = f"{cost.added_us(key):.2f} µs" if key != "bare" else ""
-        print(f"   {label:<14}{cost.ns(key):>10.1f}   {reps:<30}{added:>15}  {note}")
+        wall = statistics.median(cost.wall[key])
+        print(f"   {label:<14}{cost.ns(key):>10.1f}   {reps:<30}{wall:>10.1f}{added:>16}  {note}")
     # A signal (Go's SIGURG preemption, every 10 ms of a busy loop) that lands while the
     # kernel steps the probed instruction makes it run, and hit, again: a few extra hits
     # are expected; fewer would mean the probe was not where the loop runs.
@@ -769,6 +889,9 @@ def report(
     print(f"   BPF counter: {cost.hits_counted} hits for {cost.hits_expected} probed calls "
           f"({extra:+d}: re-hits after signals) {verdict}; {args.calls} calls per timing, "
           "median of 3")
+    if cost.counter_ns is not None:
+        print(f"   of each hit, the counting program itself ran {cost.counter_ns:.0f} ns "
+              "(kernel BPF stats): the rest is the uprobe mechanism")
 
     entry_us, ret_us = cost.added_us("entry"), cost.added_us("ret")
     expected = plan.entries * entry_us + plan.rets * ret_us
@@ -789,21 +912,37 @@ def report(
     print("     the difference is the latency gotel adds to every request. With 8 connections "
           "it is")
     print("     machine time per request, which hides cost that runs in parallel: use CPU there.")
-    print("   added CPU µs/req = machine busy CPU per request, on - off (every process and the "
-          "kernel);")
-    print("     server Δ = the server's share (uprobe traps are charged to the target's "
+    print("   added CPU µs/req = (server + wrk + gotel) CPU per request, on - off; of which")
+    print("     server Δ = the target's share (uprobe traps and BPF programs run on its "
           "threads),")
-    print("     gotel = the agent's own CPU, rest = wrk, softirq and noise.")
+    print("     gotel = the agent's own CPU, wrk Δ = the load generator's.")
+    print("   BPF = run time of gotel's BPF programs per request (kernel BPF stats, read from "
+          "gotel's")
+    print("     program fds; part of server Δ), runs = their runs per request"
+          + ("" if bpf_stats else ": UNAVAILABLE (BPF_ENABLE_STATS failed)"))
+    per_prog: dict[str, list[int]] = {}
+    for r in results.values():
+        for smp in r.on:
+            for name, (ns, runs) in smp.bpf.items():
+                acc = per_prog.setdefault(name, [0, 0])
+                acc[0] += ns
+                acc[1] += runs
+    if per_prog:
+        print("     per program, all attached runs: " + ", ".join(
+            f"{name} {ns / max(1, runs) / 1000:.2f} µs/run" for name, (ns, runs) in
+            sorted(per_prog.items())))
     print("   ratio = added / expected: 1 means the uprobe traps are the whole cost; above 1, "
           "the rest is")
     print("     the BPF programs' own work, gotel's Python and contention for the 2 CPUs.")
-    head = (f"   {'case':<5}{'wall µs':>9}{'CPU µs':>9}{'server Δ':>10}{'gotel':>8}{'rest':>8}"
-            f"{'expected':>10}{'wall ratio':>12}{'CPU ratio':>11}{'server ratio':>14}")
+    head = (f"   {'case':<5}{'wall µs':>8}{'CPU µs':>8}{'server Δ':>9}{'BPF':>6}{'runs':>6}"
+            f"{'gotel':>7}{'wrk Δ':>7}{'expected':>9}{'wall ratio':>11}{'CPU ratio':>10}"
+            f"{'server ratio':>13}")
     print(head)
     for name, x in d.items():
-        print(f"   {name:<5}{x.wall_us:>9.2f}{x.cpu_us:>9.2f}{x.server_us:>10.2f}"
-              f"{x.gotel_us:>8.2f}{x.rest_us:>8.2f}{expected:>10.2f}{x.wall_us / expected:>12.2f}"
-              f"{x.cpu_us / expected:>11.2f}{x.server_us / expected:>14.2f}")
+        print(f"   {name:<5}{x.wall_us:>8.2f}{x.cpu_us:>8.2f}{x.server_us:>9.2f}{x.bpf_us:>6.2f}"
+              f"{x.bpf_runs:>6.2f}{x.gotel_us:>7.2f}{x.wrk_us:>7.2f}{expected:>9.2f}"
+              f"{x.wall_us / expected:>11.2f}{x.cpu_us / expected:>10.2f}"
+              f"{x.server_us / expected:>13.2f}")
 
     def pct(x: Derived) -> str:
         return f"{x.rps_off:.0f} -> {x.rps_on:.0f} req/s ({100 * (x.rps_on / x.rps_off - 1):+.1f}%)"
@@ -815,10 +954,11 @@ def report(
     print(f"throughput c1: {pct(c1)};  c8: {pct(c8)}")
     print(f"c1 added latency per request: {c1.wall_us:.2f} µs = {c1.wall_us / expected:.2f} x "
           f"the uprobe cost ({plan.entries + plan.rets} hits = {expected:.2f} µs)")
-    print(f"c8 added machine CPU per request: {c8.cpu_us:.2f} µs = "
+    print(f"c8 added CPU per request (server + wrk + gotel): {c8.cpu_us:.2f} µs = "
           f"{c8.cpu_us / expected:.2f} x the uprobe cost")
     print(f"c8 added server CPU per request: {c8.server_us:.2f} µs = "
-          f"{c8.server_us / expected:.2f} x the uprobe cost")
+          f"{c8.server_us / expected:.2f} x the uprobe cost; = {expected:.2f} uprobe traps + "
+          f"{c8.bpf_us:.2f} BPF programs + {c8.server_us - expected - c8.bpf_us:.2f} unexplained")
     print(f"uprobe hit: entry {entry_us:.2f} µs, RET {ret_us:.2f} µs "
           f"(RET/entry {ret_us / entry_us:.2f})")
     print(f"gotel CPU per 1000 spans: {1000 * (c1.gotel_cpu + c8.gotel_cpu) / max(1, spans):.3f}"

@@ -19,7 +19,8 @@ class Config:
     exporter: str = "otlp"
     output: str | None = None  # jsonl file; stdout when None
     service_name: str | None = None  # None: OTEL_SERVICE_NAME, else the executable's name
-    poll_interval_s: float = 0.05  # ring buffers are drained on this timer (no wakeups)
+    poll_interval_s: float = 0.02  # ring buffers are drained on this timer (no wakeups)
+    ring_buffer_bytes: int = 8 << 20  # per probe and process; absorbs bursts between drains
     watch_interval_s: float = 0.25  # how often --exe looks for new processes
     sampler: Sampler = field(default_factory=Sampler)
 

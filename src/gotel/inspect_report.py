@@ -57,6 +57,8 @@ def write_report(binary: GoBinary, plans: list[ProbePlan], out: TextIO) -> None:
             if hp.hook.returns:
                 rets = ", ".join(f"{o:#x}" for o in hp.return_offsets)
                 w(f"        {len(hp.return_offsets)} RETs  [{rets}] -> {hp.hook.returns}\n")
+        for note in plan.notes:
+            w(f"      note: {note}\n")
         for key, res in plan.fields.items():
             value = f"{res.offset}" if res.offset is not None else "-"
             w(f"      offset {key:48s} {value:>6s}  {res.source}\n")

@@ -35,6 +35,7 @@ class ProbePlan:
     fields: dict[str, Resolved] = field(default_factory=dict)  # "struct.field" -> resolution
     skip_reason: str | None = None
     linked: bool = True  # False: the library is not in this binary, nothing to report
+    notes: list[str] = field(default_factory=list)  # optional hooks left out, and why
 
     @property
     def applies(self) -> bool:
@@ -66,12 +67,17 @@ def plan_probe(binary: GoBinary, probe: Probe) -> ProbePlan:
     functions = binary.functions(h.symbol for h in probe.hooks)
     for hook in probe.hooks:
         fn = functions.get(hook.symbol)
+        returns = tuple(binary.return_offsets(fn)) if fn and hook.returns else ()
+        problem = None
         if fn is None:
-            plan.skip_reason = f"symbol {hook.symbol} not found (the program does not use it)"
-            return plan
-        returns = tuple(binary.return_offsets(fn)) if hook.returns else ()
-        if hook.returns and not returns:
-            plan.skip_reason = f"no RET instruction found in {hook.symbol}"
+            problem = f"symbol {hook.symbol} not found (the program does not use it)"
+        elif hook.returns and not returns:
+            problem = f"no RET instruction found in {hook.symbol}"
+        if problem and hook.optional:
+            plan.notes.append(problem)
+            continue
+        if problem:
+            plan.skip_reason = problem
             return plan
         plan.hooks.append(HookPlan(hook, fn, returns))
 

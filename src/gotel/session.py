@@ -54,7 +54,9 @@ class Session:
         *,
         pid_filter: int | None = None,
         common_constants: Mapping[str, int] | None = None,
+        ring_buffer_bytes: int = 8 << 20,
     ) -> None:
+        self.ring_buffer_bytes = ring_buffer_bytes
         self.process = process
         # Knobs every object may declare (the sampler); set where declared.
         self.common_constants = dict(common_constants or {})
@@ -87,6 +89,8 @@ class Session:
         links: list[Link] = []
         try:
             obj.set_constants(plan.constants)
+            # Room for bursts between drains: a server event is ~1 KiB.
+            obj.set_max_entries(EVENTS_MAP, self.ring_buffer_bytes)
             for name, value in self.common_constants.items():
                 try:
                     obj.set_constants({name: value})

@@ -63,6 +63,7 @@ class Supervisor:
             self.clock,
             pid_filter=pid_filter,
             common_constants=self.config.sampler.constants(),
+            ring_buffer_bytes=self.config.ring_buffer_bytes,
         )
         session.attach()
         if not session.attached:
@@ -101,8 +102,8 @@ class Supervisor:
         while not stop.is_set():
             busy = False
             for session in list(self.sessions.values()):
-                # A full batch hints at more waiting: go round again at once.
-                busy |= session.poll() >= 256
+                # A big batch hints at more waiting: go round again at once.
+                busy |= session.poll() >= 64
             now = time.monotonic()
             if now >= next_lost:
                 next_lost = now + LOST_CHECK_INTERVAL_S

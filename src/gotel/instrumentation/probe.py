@@ -40,6 +40,8 @@ class Hook:
     symbol: str
     entry: str | None = None
     returns: str | None = None
+    # An optional hook adds detail (or serves a feature) but the probe works without it.
+    optional: bool = False
 
 
 @dataclass(frozen=True)
