@@ -66,6 +66,19 @@ def _feature(name: str, probe: Callable[[], bool], meaning: str, required: bool 
     return Check(name, ok, detail, meaning, required)
 
 
+def _cgroup_v2() -> Check:
+    from gotel.ebpf.cgroup import cgroup2_mounts
+
+    mounts = cgroup2_mounts()
+    ok = bool(mounts)
+    return Check(
+        "cgroup v2", ok, f"mounted at {mounts[0][1]}" if ok else "not mounted",
+        "outgoing traceparent is inserted by programs attached to the target's cgroup v2"
+        if ok else "without cgroup v2 traces do not connect across services",
+        required=False,
+    )
+
+
 def _lockdown() -> Check:
     if not LOCKDOWN.exists() and Path("/sys/kernel/security").is_dir():
         # securityfs is often not mounted in containers; mounting it is harmless.
@@ -132,6 +145,7 @@ def collect_checks() -> list[Check]:
             and features.prog_type_supported("sock_ops"),
             "outgoing traceparent injection at the socket layer", required=False,
         ),
+        _cgroup_v2(),
     ]
 
 

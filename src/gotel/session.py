@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from gotel.ebpf import BpfObject, Link, RingBuffer, UnknownNameError
 from gotel.errors import GotelError
 from gotel.export import SpanExporter
+from gotel.instrumentation.sockinject.injector import SocketInjector
 from gotel.planning import ProbePlan
+from gotel.propagation import start_injector
 from gotel.target import Process
 from gotel.trace import BootClock, Span
 
@@ -40,6 +42,7 @@ class SessionStats:
     decode_errors: int = 0
     lost: int = 0
     skipped: dict[str, str] = field(default_factory=dict)  # probe name -> reason
+    injection: dict[str, int] = field(default_factory=dict)  # traceparent insertions by outcome
 
 
 class Session:
@@ -61,6 +64,7 @@ class Session:
         # Knobs every object may declare (the sampler); set where declared.
         self.common_constants = dict(common_constants or {})
         self.shared_maps: dict[str, int] = {}  # name -> fd (our own dup)
+        self.injector: SocketInjector | None = None
         self.plans = plans
         self.exporter = exporter
         self.clock = clock
@@ -82,6 +86,8 @@ class Session:
                 self.loaded.append(self._load(plan))
             except GotelError as exc:
                 self.stats.skipped[plan.probe.name] = str(exc)
+        if self.loaded:
+            self.injector = start_injector(self.process.pid, self.shared_maps)
         self._report_attach()
 
     def _load(self, plan: ProbePlan) -> LoadedProbe:
@@ -124,13 +130,14 @@ class Session:
     def _report_attach(self) -> None:
         total = sum(1 for plan in self.plans if plan.linked)
         uprobes = sum(len(lp.links) for lp in self.loaded)
-        msg = "pid %d (%s): attached %d/%d probes (%d uprobes)"
+        msg = "pid %d (%s): attached %d/%d probes (%d uprobes), traceparent out: %s"
         args: list[object] = [
             self.process.pid,
             self.process.executable_name,
             len(self.loaded),
             total,
             uprobes,
+            "on" if self.injector else "off",
         ]
         if self.stats.skipped:
             msg += "; skipped: %s"
@@ -188,6 +195,10 @@ class Session:
                 self.poll()
                 self.check_lost()
             finally:
+                if self.injector is not None:
+                    self.injector.close()
+                    self.stats.injection = self.injector.reasons()
+                    self.injector = None
                 for lp in self.loaded:
                     lp.ring.close()
                     lp.obj.close()

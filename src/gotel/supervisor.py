@@ -14,6 +14,7 @@ from gotel.export import BatchingExporter, create_exporter
 from gotel.goelf import open_binary
 from gotel.instrumentation.probe import Probe
 from gotel.planning import plan_probes
+from gotel.propagation import summary
 from gotel.session import Session
 from gotel.target import Process, is_alive, pids_running, process_from_pid
 from gotel.trace import BootClock, build_resource
@@ -143,6 +144,8 @@ class Supervisor:
                 stats.lost,
                 stats.decode_errors,
             )
+            if stats.injection:
+                log.info("pid %d: traceparent insertion: %s", pid, summary(stats.injection))
 
     def close(self) -> None:
         """Detach everything and flush every exporter. Idempotent."""

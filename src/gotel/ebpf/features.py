@@ -34,23 +34,29 @@ MAP_TYPES = {
     "lru_hash": 9,
     "lru_percpu_hash": 10,
     "sockhash": 18,
+    "sk_storage": 24,
     "ringbuf": 27,
 }
 HELPERS = {
+    "get_current_pid_tgid": 14,
     "get_current_task": 35,
+    "get_socket_cookie": 46,
     "probe_write_user": 36,
     "msg_pull_data": 63,
     "sock_hash_update": 70,
     "msg_redirect_hash": 71,
     "msg_push_data": 90,
     "msg_pop_data": 91,
+    "sk_storage_get": 107,
     "probe_read_user": 112,
     "probe_read_kernel": 113,
     "ktime_get_boot_ns": 125,
     "ringbuf_output": 130,
     "ringbuf_reserve": 131,
+    "get_current_task_btf": 158,
     "get_attach_cookie": 174,
     "task_pt_regs": 175,
+    "loop": 181,
 }
 
 

@@ -43,7 +43,14 @@ PERCPU_MAP_TYPES = frozenset(
     {BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_LRU_PERCPU_HASH}
 )
 
+BPF_MAP_TYPE_SOCKMAP = 15
+BPF_MAP_TYPE_SOCKHASH = 18
+SOCKET_MAP_TYPES = frozenset({BPF_MAP_TYPE_SOCKMAP, BPF_MAP_TYPE_SOCKHASH})
+
 BPF_ANY = 0  # bpf_map_update_elem flags
+
+# enum bpf_attach_type values used by gotel (linux/bpf.h)
+BPF_SK_MSG_VERDICT = 7
 
 
 class BpfUprobeOpts(ctypes.Structure):
@@ -140,6 +147,16 @@ _PROTOTYPES: tuple[tuple[str, Any, tuple[Any, ...]], ...] = (
     ),
     ("bpf_link__fd", ctypes.c_int, (ctypes.c_void_p,)),
     ("bpf_link__destroy", ctypes.c_int, (ctypes.c_void_p,)),
+    ("bpf_program__fd", ctypes.c_int, (ctypes.c_void_p,)),
+    ("bpf_program__attach_cgroup", ctypes.c_void_p, (ctypes.c_void_p, ctypes.c_int)),
+    # attachments without a bpf_link (sk_msg on a sockmap before Linux 6.10)
+    ("bpf_prog_attach", ctypes.c_int, (ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_uint)),
+    ("bpf_prog_detach2", ctypes.c_int, (ctypes.c_int, ctypes.c_int, ctypes.c_int)),
+    (
+        "bpf_obj_get_info_by_fd",
+        ctypes.c_int,
+        (ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32)),
+    ),
     # map
     ("bpf_map__name", ctypes.c_char_p, (ctypes.c_void_p,)),
     ("bpf_map__fd", ctypes.c_int, (ctypes.c_void_p,)),
@@ -182,6 +199,16 @@ _PROTOTYPES: tuple[tuple[str, Any, tuple[Any, ...]], ...] = (
             ctypes.c_size_t,
             ctypes.c_uint64,
         ),
+    ),
+    (
+        "bpf_map__delete_elem",
+        ctypes.c_int,
+        (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint64),
+    ),
+    (
+        "bpf_map__get_next_key",
+        ctypes.c_int,
+        (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t),
     ),
     # btf (read-only use of the object's own BTF)
     ("btf__type_cnt", ctypes.c_uint32, (ctypes.c_void_p,)),

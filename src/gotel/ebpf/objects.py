@@ -12,7 +12,8 @@ import logging
 import os
 from collections.abc import Mapping
 
-from gotel.ebpf import libbpf
+from gotel.ebpf import attachments, libbpf
+from gotel.ebpf.attachments import MapAttachment
 from gotel.ebpf.btf import (
     KIND_DATASEC,
     KIND_ENUM,
@@ -76,6 +77,7 @@ class BpfObject:
         self._loaded = False
         self._links: list[Link] = []
         self._rings: list[RingBuffer] = []
+        self._map_attachments: list[MapAttachment] = []
         self._layouts: dict[str, StructLayout] = {}
         self._constants: dict[str, tuple[str, Field]] | None = None
         lib = libbpf.lib()
@@ -309,6 +311,74 @@ class BpfObject:
         if err < 0:
             raise GotelError(f"map {map_name}: update failed: {libbpf.strerror(err)}")
 
+    def delete(self, map_name: str, key: bytes) -> bool:
+        """Remove `key`; False if it was not there."""
+        self._require_loaded()
+        map_ptr = self._map(map_name)
+        key_size, _ = self._sizes(map_name, map_ptr, key)
+        err = libbpf.lib().bpf_map__delete_elem(map_ptr, key, key_size, 0)
+        if err == -errno.ENOENT:
+            return False
+        if err < 0:
+            raise GotelError(f"map {map_name}: delete failed: {libbpf.strerror(err)}")
+        return True
+
+    def keys(self, map_name: str) -> list[bytes]:
+        """The keys of a hash-like map at the time of the call (it may change meanwhile:
+        a walk restarts when its current key is deleted, hence the bound and the set)."""
+        self._require_loaded()
+        map_ptr = self._map(map_name)
+        lib = libbpf.lib()
+        size, bound = lib.bpf_map__key_size(map_ptr), lib.bpf_map__max_entries(map_ptr)
+        found: dict[bytes, None] = {}
+        cur, nxt, err = None, ctypes.create_string_buffer(size), 0
+        for _ in range(2 * bound):
+            if (err := lib.bpf_map__get_next_key(map_ptr, cur, nxt, size)) != 0:
+                break
+            found[nxt.raw] = None
+            cur = ctypes.create_string_buffer(nxt.raw, size)
+        if err not in (0, -errno.ENOENT):
+            raise GotelError(f"map {map_name}: iteration failed: {libbpf.strerror(err)}")
+        return list(found)
+
+    def update_map_fd_value(self, map_name: str, key: bytes, fd: int) -> None:
+        """Set `key` to the object behind a file descriptor: from user space, the value of a
+        sockmap/sockhash is a socket's fd (the map then holds the socket, not the fd)."""
+        size = libbpf.lib().bpf_map__value_size(self._map(map_name))
+        self.update(map_name, key, fd.to_bytes(size, "little"))
+
+    # -- cgroups, socket maps -----------------------------------------------------------
+
+    def attach_cgroup(self, program: str, cgroup_path: str | os.PathLike[str]) -> Link:
+        """Attach a cgroup program (sockops, cgroup_skb, ...) to a cgroup v2 directory: it
+        then runs for the processes of that cgroup and of its descendants."""
+        where = f"{program} on cgroup {os.fspath(cgroup_path)}"
+        link = Link(attachments.attach_cgroup(self._program(program), cgroup_path, where), where)
+        self._links = [kept for kept in self._links if kept.active]
+        self._links.append(link)
+        return link
+
+    def attach_sk_msg(self, program: str, map_name: str) -> MapAttachment:
+        """Attach an sk_msg program to a sockmap/sockhash: it runs on every send of the
+        sockets that enter the map from now on."""
+        prog = self._program(program)
+        map_ptr = self._map(map_name)
+        if libbpf.lib().bpf_map__type(map_ptr) not in libbpf.SOCKET_MAP_TYPES:
+            raise GotelError(f"map {map_name}: not a sockmap or sockhash")
+        attachment = MapAttachment(
+            libbpf.lib().bpf_program__fd(prog),
+            libbpf.lib().bpf_map__fd(map_ptr),
+            libbpf.BPF_SK_MSG_VERDICT,
+            f"sk_msg {program} on map {map_name}",
+        )
+        self._map_attachments = [kept for kept in self._map_attachments if kept.active]
+        self._map_attachments.append(attachment)
+        return attachment
+
+    def program_id(self, program: str) -> int:
+        """The kernel's id of a loaded program (`bpftool prog show id ID`)."""
+        return attachments.program_id(libbpf.lib().bpf_program__fd(self._program(program)))
+
     # -- lifetime -----------------------------------------------------------------------
 
     def close(self) -> None:
@@ -316,6 +386,9 @@ class BpfObject:
         for ring in self._rings:
             ring.close()
         self._rings.clear()
+        for attachment in self._map_attachments:
+            attachment.destroy()
+        self._map_attachments.clear()
         for link in self._links:
             link.destroy()
         self._links.clear()
@@ -361,6 +434,17 @@ class BpfObject:
         if self._btf is None:
             raise GotelError(f"bpf object {self.path}: no BTF (compile with clang -g)")
         return self._btf
+
+    def _program(self, name: str) -> int:
+        prog = libbpf.lib().bpf_object__find_program_by_name(
+            self._require_loaded(), name.encode()
+        )
+        if not prog:
+            raise UnknownNameError(
+                f"bpf object {self.name}: no program {name!r} "
+                f"(known: {', '.join(self.program_names())})"
+            )
+        return prog
 
     def _map(self, name: str) -> int:
         map_ptr = libbpf.lib().bpf_object__find_map_by_name(self._require_open(), name.encode())

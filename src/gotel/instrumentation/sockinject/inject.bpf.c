@@ -274,6 +274,7 @@ static __always_inline enum inject_reason insert_line(struct sk_msg_md *msg, __u
 						      const __u8 *line)
 {
 	void *data, *data_end;
+	__u32 size;
 
 	if (bpf_msg_push_data(msg, at, TRACEPARENT_LINE_LEN, 0))
 		return INJECT_PUSH_FAILED;
@@ -284,6 +285,16 @@ static __always_inline enum inject_reason insert_line(struct sk_msg_md *msg, __u
 	if (data + TRACEPARENT_LINE_LEN > data_end)
 		goto undo;
 	__builtin_memcpy(data, line, TRACEPARENT_LINE_LEN);
+	/*
+	 * The push left three scatterlist elements (before, line, after), and
+	 * tcp_bpf_push() hands each to its own tcp_sendmsg_locked() call without
+	 * MSG_MORE: with TCP_NODELAY (Go's default) that is three segments, not
+	 * one. Copy them back into one element while that is cheap (an order-0
+	 * or order-1 page); if that fails they just go out separately.
+	 */
+	size = msg->size;
+	if (size <= INJECT_COALESCE_MAX)
+		bpf_msg_pull_data(msg, 0, size, 0);
 	return INJECT_INJECTED;
 undo:
 	if (bpf_msg_pop_data(msg, at, TRACEPARENT_LINE_LEN, 0))

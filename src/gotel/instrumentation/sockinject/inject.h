@@ -30,6 +30,8 @@ enum inject_reason {
  * 4 KiB (Transport.WriteBufferSize), so a longer head arrives split anyway.
  */
 #define INJECT_HEAD_MAX 4096
+/* Largest message re-linearised after an insertion (two pages). */
+#define INJECT_COALESCE_MAX 8192
 /* "GET / HTTP/1.1\r\n\r\n" */
 #define INJECT_MIN_REQUEST 18
 /* "traceparent: 00-" 32 hex "-" 16 hex "-" 2 hex "\r\n" */

@@ -1,0 +1,217 @@
+"""Insert a header line into a process's outgoing HTTP/1 requests at the socket layer.
+
+The BPF side is inject.bpf.c. This class loads it for one process, attaches its sockops
+program to the process's cgroup v2 and its sk_msg program to the socket map, adds the
+process's already established client sockets, and takes all of it away again. The ids come
+from the `shared_outgoing` map, which uprobes on the process's send path fill; this module
+knows nothing of what they mean.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from gotel.ebpf import BpfObject, Link, MapAttachment, features
+from gotel.ebpf.cgroup import cgroup2_dir
+from gotel.ebpf.pidfd import PidFd
+from gotel.errors import GotelError, MissingPrivilegeError, NotSupportedError
+from gotel.instrumentation.sockinject.sockets import established_client_sockets, socket_cookie
+
+log = logging.getLogger(__name__)
+
+OBJECT = Path(__file__).with_name("inject.bpf.o")
+OUTGOING_MAP = "shared_outgoing"
+SOCKETS_MAP = "sockets"
+TARGETS_MAP = "target_tgids"
+REASONS_MAP = "inject_reasons"
+REASON_ENUM = "inject_reason"
+REASON_PREFIX = "INJECT_"
+REASON_SENTINEL = "INJECT_REASON_COUNT"
+
+# (what, since which Linux): checked before loading, for a one-line error.
+_REQUIRED = (
+    ("program type", "sock_ops", "4.13"),
+    ("program type", "sk_msg", "4.17"),
+    ("map type", "sockhash", "4.18"),
+    ("map type", "sk_storage", "5.2"),
+    ("helper", "msg_push_data", "4.20"),
+    ("helper", "get_current_task_btf", "5.11"),
+    ("helper", "loop", "5.17"),
+)
+
+
+class SocketInjector:
+    """Traceparent insertion for one process. attach(), then close() (idempotent).
+
+    `shared_outgoing_fd`: the fd of a `shared_outgoing` map other objects already use (the
+    uprobes that fill it); without it the injector creates the map, and
+    outgoing_map_fd() is what those objects should reuse.
+    """
+
+    def __init__(
+        self,
+        pid: int,
+        shared_outgoing_fd: int | None = None,
+        *,
+        g_tls_offset: int = -8,
+        max_context_age_ns: int = 5_000_000_000,
+        bpf_object: str | os.PathLike[str] = OBJECT,
+    ) -> None:
+        self.pid = pid
+        self._shared_fd = shared_outgoing_fd
+        self._constants = {"g_tls_offset": g_tls_offset, "max_context_age_ns": max_context_age_ns}
+        self._path = Path(bpf_object)
+        self._obj: BpfObject | None = None
+        self._sockops: Link | None = None
+        self._sk_msg: MapAttachment | None = None
+        self._final: dict[str, int] = {}
+        self.existing_sockets = 0  # how many sockets attach() found already open
+
+    # -- public -------------------------------------------------------------------------
+
+    def attach(self) -> None:
+        """Start inserting: new connections through the cgroup's sockops program, open ones
+        by borrowing their fds. Raises a GotelError subclass with one line on failure."""
+        if self._sockops is not None:
+            return
+        cgroup = cgroup2_dir(self.pid)
+        obj = self._load()
+        try:
+            # sk_msg first: a socket takes the map's programs when it enters the map.
+            self._sk_msg = obj.attach_sk_msg("inject_traceparent", SOCKETS_MAP)
+            self._sockops = obj.attach_cgroup("track_sockets", cgroup)
+            self.existing_sockets = self.add_open_sockets()
+        except BaseException:
+            self.close()
+            raise
+        log.info(
+            "pid %d: traceparent injection attached (cgroup %s, %d open connections added)",
+            self.pid,
+            cgroup,
+            self.existing_sockets,
+        )
+
+    def add_open_sockets(self, pid: int | None = None) -> int:
+        """Put the established client TCP sockets of `pid` (default: the target) into the
+        socket map; returns how many. attach() does it once for the target; call it again
+        for connections that were still being set up then. Sockets of another process are
+        accepted but their messages pass untouched. One that closes meanwhile is skipped."""
+        obj = self._load()
+        pid = self.pid if pid is None else pid
+        found = established_client_sockets(pid)
+        if not found:
+            return 0
+        added = 0
+        try:
+            pidfd = PidFd(pid)
+        except GotelError as exc:
+            log.warning("pid %d: open connections not covered: %s", pid, exc)
+            return 0
+        with pidfd:
+            for sock in found:
+                try:
+                    dup = pidfd.getfd(sock.fd)
+                except MissingPrivilegeError as exc:
+                    log.warning("pid %d: open connections not covered: %s", pid, exc)
+                    return added
+                except OSError as exc:  # closed meanwhile
+                    log.debug("pid %d fd %d: skipped: %s", pid, sock.fd, exc)
+                    continue
+                try:
+                    if os.fstat(dup).st_ino != sock.inode:  # the fd was reused meanwhile
+                        continue
+                    key = socket_cookie(dup).to_bytes(8, "little")
+                    obj.update_map_fd_value(SOCKETS_MAP, key, dup)
+                    added += 1
+                except (GotelError, OSError) as exc:  # e.g. no longer established
+                    log.debug("pid %d fd %d: skipped: %s", pid, sock.fd, exc)
+                finally:
+                    os.close(dup)
+        return added
+
+    def outgoing_map_fd(self) -> int:
+        """The fd of the `shared_outgoing` map (loads the object if needed)."""
+        return self._load().map_fd(OUTGOING_MAP)
+
+    def reasons(self) -> dict[str, int]:
+        """Messages seen so far by outcome: injected, no_context, not_http1, tls, ... (after
+        close(), the final counts)."""
+        obj = self._obj
+        if obj is None:
+            return dict(self._final)
+        return {
+            name.removeprefix(REASON_PREFIX).lower(): obj.percpu_sum(REASONS_MAP, value)
+            for name, value in obj.enum_values(REASON_ENUM).items()
+            if name != REASON_SENTINEL
+        }
+
+    def program_ids(self) -> list[int]:
+        """Kernel ids of the loaded programs (to check that none is left after close())."""
+        obj = self._obj
+        return [obj.program_id(name) for name in obj.program_names()] if obj else []
+
+    def close(self) -> None:
+        """Detach everything: no new sockets, no program on any socket. Idempotent."""
+        obj = self._obj
+        if obj is None:
+            return
+        try:
+            self._final = self.reasons()
+        except GotelError:  # not loaded: nothing counted
+            self._final = {}
+        for attachment in (self._sockops, self._sk_msg):
+            if attachment is not None:
+                attachment.destroy()
+        self._sockops = self._sk_msg = None
+        # Each socket in the map carries its own reference to the sk_msg program and
+        # sends through the sockmap path until it leaves the map: empty the map now
+        # rather than whenever the kernel frees it.
+        try:
+            for key in obj.keys(SOCKETS_MAP):
+                obj.delete(SOCKETS_MAP, key)
+        except GotelError as exc:  # freeing the map removes them too
+            log.warning("pid %d: emptying the socket map failed: %s", self.pid, exc)
+        self._obj = None
+        obj.close()
+        log.debug("pid %d: traceparent injection detached", self.pid)
+
+    def __enter__(self) -> SocketInjector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _load(self) -> BpfObject:
+        if self._obj is not None:
+            return self._obj
+        _check_kernel()
+        obj = BpfObject(self._path)
+        try:
+            obj.set_constants(self._constants)
+            if self._shared_fd is not None:
+                obj.reuse_map(OUTGOING_MAP, self._shared_fd)
+            obj.load()
+            obj.update(TARGETS_MAP, self.pid.to_bytes(4, "little"), b"\x01")
+        except BaseException:
+            obj.close()
+            raise
+        self._obj = obj
+        return obj
+
+
+def _check_kernel() -> None:
+    for what, name, since in _REQUIRED:
+        if what == "program type":
+            ok = features.prog_type_supported(name)
+        elif what == "map type":
+            ok = features.map_type_supported(name)
+        else:
+            ok = features.helper_supported("sk_msg", name)
+        if not ok:
+            raise NotSupportedError(
+                f"traceparent injection: the kernel lacks the {what} {name} (Linux >= {since})"
+            )

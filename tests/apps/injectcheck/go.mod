@@ -1,0 +1,3 @@
+module injectcheck
+
+go 1.21
