@@ -43,9 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     attach = sub.add_parser("attach", help="instrument running processes")
     _export_flags(attach)
-    which = attach.add_mutually_exclusive_group(required=True)
-    which.add_argument("--pid", type=int, help="a running process")
-    which.add_argument("--exe", help="every process running this executable, now and later")
+    attach.add_argument(
+        "--pid",
+        type=int,
+        action="append",
+        default=[],
+        help="a running process (repeat for several)",
+    )
+    attach.add_argument(
+        "--exe",
+        action="append",
+        default=[],
+        help="every process running this executable, now and later (repeatable)",
+    )
 
     inspect = sub.add_parser("inspect", help="what gotel sees in a Go binary")
     inspect.add_argument("binary", nargs="?", help="path to a Go executable")
@@ -100,7 +110,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_demo(config, rounds=args.requests, out=sys.stdout)
     if args.command == "run":
         return _run(config, args.argv)
-    return _attach(config, pid=args.pid, exe=args.exe)
+    return _attach(config, pids=args.pid, exes=args.exe)
 
 
 def _stop_on_signals() -> threading.Event:
@@ -115,36 +125,41 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
-def _attach(config: Config, *, pid: int | None, exe: str | None) -> int:
+def _attach(config: Config, *, pids: list[int], exes: list[str]) -> int:
     from gotel.instrumentation.registry import all_probes
     from gotel.privileges import require_tracing
     from gotel.supervisor import Supervisor
-    from gotel.target import process_from_pid, resolve_executable
+    from gotel.target import process_from_pid
 
-    process = process_from_pid(pid) if pid is not None else None
-    executable: Path | str | None = None
-    if exe is not None:
-        if os.path.lexists(exe):
-            executable = resolve_executable(exe)
-        elif os.path.isabs(exe):
-            # Not in this filesystem: a binary in another container, matched by its path there.
-            executable = exe
-        else:
-            raise GotelError(f"{exe}: no such file (an absolute path matches other containers)")
+    if not pids and not exes:
+        raise GotelError("attach needs --pid PID or --exe PATH (see gotel attach --help)")
+    processes = [process_from_pid(pid) for pid in pids]
+    executables = [_watchable(exe) for exe in exes]
     require_tracing()
     stop = _stop_on_signals()
     supervisor = Supervisor(config, all_probes())
     try:
-        if process is not None:
+        for process in processes:
             supervisor.attach(process)
-        else:
-            assert executable is not None
+        for executable in executables:
             log.info("watching for processes running %s", executable)
             supervisor.watch(executable)
-        supervisor.run(stop, exit_when_idle=process is not None)
+        # With only PIDs, gotel is done when they are; with --exe it waits for more.
+        supervisor.run(stop, exit_when_idle=not executables)
     finally:
         supervisor.close()
     return EXIT_OK
+
+
+def _watchable(exe: str) -> Path | str:
+    from gotel.target import resolve_executable
+
+    if os.path.lexists(exe):
+        return resolve_executable(exe)
+    if os.path.isabs(exe):
+        # Not in this filesystem: a binary in another container, matched by its path there.
+        return exe
+    raise GotelError(f"{exe}: no such file (an absolute path matches other containers)")
 
 
 def _run(config: Config, argv: list[str]) -> int:
