@@ -8,6 +8,7 @@ from gotel.errors import EXIT_OK, GotelError
 from gotel.goelf import GoBinary, open_binary
 from gotel.instrumentation.registry import all_probes
 from gotel.planning import ProbePlan, plan_probes
+from gotel.propagation import injection_unavailable
 
 
 def run_inspect(path: str | None, pid: int | None, out: TextIO) -> int:
@@ -42,6 +43,8 @@ def write_report(binary: GoBinary, plans: list[ProbePlan], out: TextIO) -> None:
     else:
         w("modules:     none recorded in buildinfo\n")
     w("\nprobes:\n")
+    blocked = injection_unavailable()
+    out_here = " — on here" if blocked is None else f" — off here: {blocked}"
     for plan in plans:
         mark = "✓" if plan.applies else "✗"
         w(f"  {mark} {plan.probe.name}")
@@ -57,6 +60,10 @@ def write_report(binary: GoBinary, plans: list[ProbePlan], out: TextIO) -> None:
             if hp.hook.returns:
                 rets = ", ".join(f"{o:#x}" for o in hp.return_offsets)
                 w(f"        {len(hp.return_offsets)} RETs  [{rets}] -> {hp.hook.returns}\n")
+        if plan.probe.context_in:
+            w(f"      context in:  {plan.probe.context_in}\n")
+        if plan.probe.context_out:
+            w(f"      context out: {plan.probe.context_out}{out_here}\n")
         for note in plan.notes:
             w(f"      note: {note}\n")
         for key, res in plan.fields.items():

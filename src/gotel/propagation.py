@@ -32,6 +32,20 @@ def start_injector(pid: int, shared_maps: Mapping[str, int]) -> SocketInjector |
     return injector
 
 
+def injection_unavailable() -> str | None:
+    """Why this machine cannot insert traceparent at the socket layer; None when it can."""
+    from gotel.ebpf.cgroup import cgroup2_mounts
+    from gotel.instrumentation.sockinject.injector import check_kernel
+
+    try:
+        check_kernel()
+    except GotelError as exc:
+        return str(exc)
+    if not cgroup2_mounts():
+        return "no cgroup v2 hierarchy is mounted"
+    return None
+
+
 def summary(reasons: Mapping[str, int]) -> str:
     """'injected 12, tls 3' — the non-zero counters, for the detach line."""
     return ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()) if v) or "no requests"

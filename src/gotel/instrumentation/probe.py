@@ -54,6 +54,9 @@ class Probe:
     event: str  # C struct name of the event the object emits
     to_span: Callable[[Event, BootClock], Span | None]
     min_go: str = "1.21"
+    # How trace context crosses the process boundary, for `gotel inspect`.
+    context_in: str = ""  # e.g. "traceparent request header (read-only)"
+    context_out: str = ""  # e.g. "traceparent inserted at the socket layer"
     # Feature constants derived from which optional fields resolved (const -> offset).
     features: Callable[[Mapping[str, int]], dict[str, int]] = field(default=lambda _: {})
 

@@ -158,6 +158,7 @@ SERVER = Probe(
     event="http_server_event",
     to_span=server_span,
     features=_server_features,
+    context_in="traceparent request header (read-only, from the header map)",
 )
 
 CLIENT_FIELDS = (
@@ -229,6 +230,7 @@ CLIENT = Probe(
     fields=CLIENT_FIELDS,
     event="http_client_event",
     to_span=client_span,
+    context_out="traceparent inserted after the request line at the socket layer (HTTP/1)",
 )
 
 PROBES = (SERVER, CLIENT)

@@ -188,7 +188,7 @@ class SocketInjector:
     def _load(self) -> BpfObject:
         if self._obj is not None:
             return self._obj
-        _check_kernel()
+        check_kernel()
         obj = BpfObject(self._path)
         try:
             obj.set_constants(self._constants)
@@ -203,7 +203,8 @@ class SocketInjector:
         return obj
 
 
-def _check_kernel() -> None:
+def check_kernel() -> None:
+    """Raise NotSupportedError naming the first kernel feature injection lacks."""
     for what, name, since in _REQUIRED:
         if what == "program type":
             ok = features.prog_type_supported(name)
