@@ -23,301 +23,46 @@ This is a script that prints numbers, not a test: it asserts nothing about them.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import queue
 import re
-import resource
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
-from typing import IO, Any
 
-BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
-sys.path.insert(0, str(REPO / "tests"))  # gotools: the shared Go build helper
+from benchlib import (
+    BENCH,
+    CASES,
+    CLK_TCK,
+    DRAIN_WAIT_S,
+    NCPU,
+    SETTLE_S,
+    Case,
+    Children,
+    Lines,
+    background_load,
+    bench_main,
+    bpf_programs,
+    cpu_seconds,
+    load_line,
+    machine_ticks,
+    med,
+    program_names,
+    run_wrk,
+    spread,
+    start_gotel,
+    step,
+    stop_gotel,
+)
+from hitcost import HitCost, PlanHits, compile_counter, count_site_hits, measure_hit_cost, plan_hits
 
-from gotel.ebpf import BpfObject, Link, libbpf  # noqa: E402
-from gotel.goelf import open_binary  # noqa: E402
-from gotel.instrumentation.registry import all_probes  # noqa: E402
-from gotel.planning import ProbePlan, plan_probes  # noqa: E402
-from gotools import build_app  # noqa: E402
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-NCPU = os.cpu_count() or 1
-ATTACH_TIMEOUT_S = 60.0  # gotel analyses the binary and loads BPF before it says "attached"
-STOP_TIMEOUT_S = 30.0
-# gotel drains its ring buffers every 50 ms; this leaves it several timer ticks to
-# consume the last events before its CPU time is read.
-DRAIN_WAIT_S = 0.4
-SETTLE_S = 0.3  # after attach: let gotel's start-up work finish before CPU is sampled
-
-ATTACHED_RE = re.compile(r"attached (\d+)/(\d+) probes \((\d+) uprobes\)")
-LOST_RE = re.compile(r"lost (\d+) events")
-# gotel's last line for a target: its own count of spans, events and losses.
-SUMMARY_RE = re.compile(r"detached; (\d+) spans from (\d+) events, (\d+) events lost")
-
-
-# --------------------------------------------------------------------------- processes
-
-
-class Children:
-    """Every process the benchmark starts, so that one finally-block can end them all."""
-
-    def __init__(self) -> None:
-        self._procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, argv: Sequence[str], **popen_args: Any) -> subprocess.Popen[bytes]:
-        proc: subprocess.Popen[bytes] = subprocess.Popen(list(argv), **popen_args)
-        self._procs.append(proc)
-        return proc
-
-    def end(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int | None:
-        """Signal one child and reap it (SIGKILL if it does not go in time)."""
-        if proc.poll() is None:
-            proc.send_signal(sig)
-            try:
-                proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        if proc in self._procs:
-            self._procs.remove(proc)
-        return proc.returncode
-
-    def end_all(self) -> None:
-        # gotel before its target: it must detach before the server goes away.
-        for proc in list(reversed(self._procs)):
-            try:
-                self.end(proc)
-            except (OSError, subprocess.SubprocessError):
-                pass  # keep going: the others must still be ended
-
-
-class Lines:
-    """Reads a child's pipe on a thread: keeps every line and lets callers wait for one."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        self.lines: list[str] = []
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _read(self, stream: IO[bytes]) -> None:
-        for raw in iter(stream.readline, b""):
-            line = raw.decode(errors="replace").rstrip("\n")
-            self.lines.append(line)
-            self._queue.put(line)
-        self._queue.put(None)  # end of stream
-
-    def wait_for(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str] | None:
-        """The first new line matching `pattern`; None on timeout or end of stream."""
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self._queue.get(timeout=left)
-            except queue.Empty:
-                return None
-            if line is None:
-                return None
-            if m := pattern.search(line):
-                return m
-        return None
-
-    def next_line(self, timeout: float) -> str | None:
-        try:
-            return self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
-
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a whole process (all its threads), from /proc/<pid>/stat."""
-    with open(f"/proc/{pid}/stat") as f:
-        stat = f.read()
-    fields = stat[stat.rindex(")") + 2 :].split()  # the name may hold spaces and ')'
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat
-
-
-def machine_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies over all CPUs: tells whether a run was CPU-bound."""
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    # user nice system idle iowait irq softirq steal: guest time is already in user, and
-    # steal (the hypervisor running someone else) is neither ours nor idle, so not busy.
-    user, nice, system, idle, iowait, irq, softirq, steal = (values + [0] * 8)[:8]
-    busy = user + nice + system + irq + softirq
-    return busy, busy + idle + iowait + steal
-
-
-class BpfStats:
-    """The kernel's BPF run-time accounting (BPF_ENABLE_STATS): on while our fd is open, so
-    it goes off by itself however the benchmark ends. Costs two clock reads per program
-    run, for every BPF program on the machine while on."""
-
-    def __init__(self) -> None:
-        fd = libbpf.lib().bpf_enable_stats(0)  # BPF_STATS_RUN_TIME
-        self.fd: int | None = fd if fd >= 0 else None
-
-    def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-
-def bpf_programs(pid: int) -> dict[int, tuple[int, int]]:
-    """prog id -> (run_time_ns, run_cnt) for the BPF programs a process holds, from the
-    fdinfo of its program fds: exactly that process's programs, whoever else runs BPF."""
-    progs: dict[int, tuple[int, int]] = {}
-    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
-        try:
-            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
-                info = dict(line.split(":", 1) for line in f if ":" in line)
-        except OSError:
-            continue  # closed meanwhile
-        if "run_time_ns" in info and "prog_id" in info:  # not a link or map fd
-            progs[int(info["prog_id"])] = (int(info["run_time_ns"]), int(info["run_cnt"]))
-    return progs
-
-
-def bpf_run_time(pid: int) -> tuple[int, int]:
-    """(run_time_ns, run_cnt) summed over a process's BPF programs."""
-    progs = bpf_programs(pid).values()
-    return sum(ns for ns, _ in progs), sum(runs for _, runs in progs)
-
-
-def program_names(ids: Iterable[int]) -> dict[int, str]:
-    """Names of BPF programs by id, from bpftool when it is installed (else the ids)."""
-    names = {i: f"prog {i}" for i in ids}
-    if names and shutil.which("bpftool"):
-        out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True,
-                             text=True, timeout=30, check=False)
-        try:
-            for prog in json.loads(out.stdout or "[]"):
-                if prog.get("id") in names:
-                    names[prog["id"]] = prog.get("name", names[prog["id"]])
-        except ValueError:
-            pass  # keep the ids
-    return names
-
-
-# --------------------------------------------------------------------------- wrk
-
-
-@dataclass
-class WrkResult:
-    rps: float
-    requests: int
-    errors: str  # wrk's socket-error / non-2xx lines, empty when clean
-    cpu: float  # wrk's own CPU seconds: the load generator shares the 2 CPUs
-    seconds: int  # the run's length
-
-
-def children_cpu() -> float:
-    """CPU of every reaped child: around one subprocess.run, that child's CPU (servers and
-    gotel are reaped only outside those windows)."""
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
-
-
-def run_wrk(url: str, threads: int, conns: int, duration: float) -> WrkResult:
-    seconds = max(1, round(duration))
-    cpu0 = children_cpu()
-    out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--timeout", "5s", url],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-        check=False,
-    )
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out.stdout)
-    total = re.search(r"(\d+) requests in", out.stdout)
-    if out.returncode != 0 or not rps or not total:
-        raise RuntimeError(f"wrk failed (rc {out.returncode}): {out.stdout}{out.stderr}")
-    errors = " ".join(
-        line.strip()
-        for line in out.stdout.splitlines()
-        if "Socket errors" in line or "Non-2xx" in line
-    )
-    return WrkResult(float(rps.group(1)), int(total.group(1)), errors, children_cpu() - cpu0,
-                     seconds)
-
-
-# --------------------------------------------------------------------------- gotel
-
-
-def gotel_command() -> list[str]:
-    beside = Path(sys.executable).with_name("gotel")  # the venv's console script
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which("gotel")
-    if not found:
-        raise SystemExit("overhead: gotel not found (run with the project's .venv/bin/python)")
-    return [found]
-
-
-@dataclass
-class GotelRun:
-    proc: subprocess.Popen[bytes]
-    log: Lines
-    uprobes: int
-
-
-def start_gotel(children: Children, pid: int, exporter: str, output: str | None) -> GotelRun:
-    argv = [*gotel_command(), "attach", "--pid", str(pid), "--exporter", exporter]
-    if output:
-        argv += ["--output", output]
-    proc = children.start(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    log = Lines(proc.stderr)
-    m = log.wait_for(ATTACHED_RE, ATTACH_TIMEOUT_S)
-    if m is None:
-        children.end(proc)
-        log.join(5)
-        raise RuntimeError("gotel did not attach:\n  " + "\n  ".join(log.lines[-20:]))
-    return GotelRun(proc, log, int(m.group(3)))
-
-
-def stop_gotel(children: Children, run: GotelRun) -> tuple[int | None, int]:
-    """SIGTERM (gotel detaches and flushes), then (spans, events lost) from its log; spans
-    is None when gotel printed no summary line."""
-    rc = children.end(run.proc)
-    run.log.join(10)
-    if rc != 0:
-        raise RuntimeError(f"gotel exited {rc}:\n  " + "\n  ".join(run.log.lines[-20:]))
-    for line in reversed(run.log.lines):
-        if m := SUMMARY_RE.search(line):
-            return int(m.group(1)), int(m.group(3))
-    # Older gotel: each warning gives the new losses since the previous check.
-    return None, sum(int(m.group(1)) for line in run.log.lines if (m := LOST_RE.search(line)))
-
+from gotel.goelf import open_binary
+from gotools import build_app
 
 # --------------------------------------------------------------------------- server runs
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    threads: int
-    conns: int
-
-
-CASES = (Case("c1", 1, 1), Case("c8", 2, 8))
-
 
 @dataclass
 class Sample:
@@ -399,7 +144,7 @@ def measure(
     gotel: tuple[str, str | None] | None,
 ) -> Sample:
     """One wrk run; with `gotel` = (exporter, output) it runs attached."""
-    run = start_gotel(children, server.pid, *gotel) if gotel else None
+    run = start_gotel(children, [server.pid], *gotel) if gotel else None
     try:
         if run:
             time.sleep(SETTLE_S)
@@ -414,7 +159,7 @@ def measure(
         sample = Sample(res.rps, res.requests, res.seconds, s1 - s0, res.cpu, busy / CLK_TCK,
                         busy / max(1, total), errors=res.errors)
         if run:
-            sample.uprobes = run.uprobes
+            sample.uprobes = run.uprobes[server.pid]
             names = program_names(b1)  # while gotel still holds them
             sample.bpf = {
                 names[i]: (ns - b0.get(i, (0, 0))[0], runs - b0.get(i, (0, 0))[1])
@@ -424,213 +169,13 @@ def measure(
             time.sleep(DRAIN_WAIT_S)
             sample.gotel_cpu = cpu_seconds(run.proc.pid) - g0
     finally:
-        spans, lost = stop_gotel(children, run) if run else (None, 0)
-    sample.spans, sample.lost = spans, lost
+        summary = stop_gotel(children, run)[server.pid] if run else None
+    if summary:
+        sample.spans, sample.lost = summary.spans, summary.lost
     return sample
 
 
-# --------------------------------------------------------------------------- uprobe cost
-
-
-@dataclass
-class HitCost:
-    """CPU ns per call of main.target, one list per setup (one value per repetition):
-    bare, entry (uprobe on its first instruction), ret (on its RET), both (what one
-    request pays on the server probe). Thread CPU rather than wall time, so that other
-    processes taking the CPU away do not count as probe cost; wall is kept to show it."""
-
-    timings: dict[str, list[float]]
-    wall: dict[str, list[float]]
-    entry_insn: str
-    ret_insn: str
-    hits_counted: int  # what the BPF program counted over every probed timing
-    hits_expected: int  # probed calls x probes per call
-    counter_ns: float | None  # the counting program's own run time per hit (BPF stats)
-
-    def ns(self, setup: str) -> float:
-        return statistics.median(self.timings[setup])
-
-    def added_us(self, setup: str) -> float:
-        """µs a call gains from the probe(s) of `setup`: per hit for entry and ret."""
-        return (self.ns(setup) - self.ns("bare")) / 1000
-
-
-def instruction_at(path: Path, file_offset: int) -> str:
-    """The instruction a probe sits on: it decides emulation vs single-step in the kernel."""
-    from capstone import CS_ARCH_X86, CS_MODE_64, Cs
-
-    with open(path, "rb") as f:
-        f.seek(file_offset)
-        code = f.read(16)
-    for insn in Cs(CS_ARCH_X86, CS_MODE_64).disasm(code, 0, 1):
-        return f"{insn.mnemonic} {insn.op_str}".strip()
-    return "?"
-
-
-def compile_counter(workdir: Path) -> Path:
-    out = workdir / "uprobecost.bpf.o"
-    subprocess.run(
-        ["clang", "-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-Wall",
-         "-c", str(BENCH / "uprobecost.bpf.c"), "-o", str(out)],
-        check=True, capture_output=True, timeout=120,
-    )
-    return out
-
-
-class LoopProcess:
-    """bench/apps/uprobecost: times N calls of main.target per request on stdin."""
-
-    def __init__(self, children: Children, binary: Path) -> None:
-        self.children = children
-        self.proc = children.start([str(binary)], stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        assert self.proc.stdout is not None
-        self.out = Lines(self.proc.stdout)
-        if self.out.next_line(30) != "ready":
-            raise RuntimeError("uprobecost did not start")
-
-    def ns_per_call(self, n: int, timeout: float) -> tuple[float, float]:
-        """(wall, thread CPU) ns per call over n calls."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(f"{n}\n".encode())
-        self.proc.stdin.flush()
-        line = self.out.next_line(timeout)
-        m = re.match(r"ns/call ([\d.]+) cpu-ns/call ([\d.]+) calls", line or "")
-        if not m:
-            raise RuntimeError(f"uprobecost: unexpected reply {line!r}")
-        return float(m.group(1)), float(m.group(2))
-
-
-def measure_hit_cost(
-    children: Children, binary: Path, counter_obj: Path, bare_calls: int, probed_calls: int,
-    reps: int,
-) -> HitCost:
-    with open_binary(binary) as gobin:
-        fn = gobin.function("main.target")
-        if fn is None:
-            raise RuntimeError("main.target not found in uprobecost")
-        rets = gobin.return_offsets(fn)
-    if len(rets) != 1:
-        raise RuntimeError(f"main.target: expected one RET, found {len(rets)}")
-    entry, ret = fn.file_offset, rets[0]
-    loop = LoopProcess(children, binary)
-    # A probed call costs ~1000x a bare one: the timeout covers a very slow machine.
-    probed_timeout = 60 + probed_calls * 100e-6
-    obj = BpfObject(counter_obj)
-    try:
-        obj.load()
-        loop.ns_per_call(bare_calls, 60)  # warm-up: page faults, CPU frequency
-        setups: dict[str, tuple[int, ...]] = {
-            "entry": (entry,), "ret": (ret,), "both": (entry, ret)
-        }
-        timings: dict[str, list[float]] = {"bare": [], **{k: [] for k in setups}}
-        wall: dict[str, list[float]] = {k: [] for k in timings}
-
-        def timed(name: str, calls: int, timeout: float) -> None:
-            w, c = loop.ns_per_call(calls, timeout)
-            wall[name].append(w)
-            timings[name].append(c)
-
-        counted = expected = 0
-        prog0 = bpf_run_time(os.getpid())  # the counter is the only BPF program we hold now
-        # Interleaved repetitions: a drift in CPU frequency or load hits every setup alike.
-        for _ in range(reps):
-            timed("bare", bare_calls, 60)
-            for name, offsets in setups.items():
-                links: list[Link] = [obj.attach_uprobe("count_hit", binary, off, loop.proc.pid)
-                                     for off in offsets]
-                before = obj.percpu_sum("hits")
-                try:
-                    timed(name, probed_calls, probed_timeout)
-                finally:
-                    for link in links:
-                        link.destroy()
-                counted += obj.percpu_sum("hits") - before
-                expected += probed_calls * len(offsets)
-        prog1 = bpf_run_time(os.getpid())
-    finally:
-        obj.close()
-        children.end(loop.proc)
-    runs = prog1[1] - prog0[1]
-    return HitCost(timings, wall, instruction_at(binary, entry), instruction_at(binary, ret),
-                   counted, expected, (prog1[0] - prog0[0]) / runs if runs else None)
-
-
-# --------------------------------------------------------------------------- plan
-
-
-@dataclass
-class PlanHits:
-    entries: int  # uprobe hits per request at function entries
-    rets: int  # and at RETs (exactly one RET of each returning hook runs per call)
-    uprobes: int  # uprobes attached (every RET of every hook)
-    probes: list[str]
-    offsets: list[int]  # every attached file offset, for the hit-count check
-    entry_insns: list[str]
-
-
-def server_plan(binary: Path) -> PlanHits:
-    with open_binary(binary) as gobin:
-        plans: list[ProbePlan] = [p for p in plan_probes(gobin, all_probes()) if p.applies]
-    if not plans:
-        raise RuntimeError("no gotel probe applies to the hello server")
-    for p in plans:
-        if not p.probe.bpf_object.exists():
-            raise SystemExit(f"overhead: {p.probe.bpf_object} missing: run `make bpf` first")
-    entries = rets = 0
-    offsets: list[int] = []
-    insns: list[str] = []
-    for p in plans:
-        for h in p.hooks:
-            if h.hook.entry:
-                entries += 1
-                offsets.append(h.function.file_offset)
-                insns.append(instruction_at(binary, h.function.file_offset))
-            if h.hook.returns:
-                rets += 1
-                offsets.extend(h.return_offsets)
-    return PlanHits(entries, rets, sum(p.uprobe_count for p in plans),
-                    [p.probe.name for p in plans], offsets, insns)
-
-
-def measured_hits_per_request(
-    children: Children, server: Server, binary: Path, counter_obj: Path, offsets: list[int],
-    duration: float,
-) -> tuple[float, int]:
-    """Counts real hits at the plan's offsets under load: checks the plan's per-request
-    figure (a probe that applies but is not on the request path would show here)."""
-    obj = BpfObject(counter_obj)
-    try:
-        obj.load()
-        for off in offsets:
-            obj.attach_uprobe("count_hit", binary, off, server.pid)
-        res = run_wrk(server.url, 1, 1, duration)
-        time.sleep(0.1)  # a request wrk gave up on at the deadline may still be served
-        hits = obj.percpu_sum("hits")
-    finally:
-        obj.close()
-    return hits / max(1, res.requests), res.requests
-
-
 # --------------------------------------------------------------------------- report
-
-
-def med(values: Sequence[float]) -> float:
-    return statistics.median(values)
-
-
-def spread(values: Sequence[float]) -> str:
-    """Half the range in % of the median: how much the rounds disagree."""
-    m = med(values)
-    return f"±{50 * (max(values) - min(values)) / m:.1f}%" if m else "-"
-
-
-def background_load(seconds: float = 1.0) -> float:
-    """Machine utilisation while nothing of ours runs: other tenants' noise."""
-    b0, t0 = machine_ticks()
-    time.sleep(seconds)
-    b1, t1 = machine_ticks()
-    return (b1 - b0) / max(1, t1 - t0)
 
 
 @dataclass
@@ -728,40 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.duration, args.rounds, args.calls = 2.0, 3, 20_000
     if args.rounds < 1 or args.duration < 1 or args.calls < 1000:
         ap.error("need --rounds >= 1, --duration >= 1, --calls >= 1000")
-    if os.geteuid() != 0:
-        print("overhead: needs root (BPF uprobes)", file=sys.stderr)
-        return 3
-    for tool in ("wrk", "clang"):
-        if not shutil.which(tool):
-            print(f"overhead: {tool} not found", file=sys.stderr)
-            return 3
-
-    # SIGTERM (e.g. a CI timeout) unwinds through the finally below, as Ctrl-C does.
-    def on_term(_sig: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    children = Children()
-    t_start = time.monotonic()
-    # On for the whole run, so that gotel's programs (loaded by another process) are timed.
-    stats = BpfStats()
-    try:
-        with tempfile.TemporaryDirectory(prefix="gotel-bench-") as tmp:
-            return run(args, children, Path(tmp), bpf_stats=stats.fd is not None)
-    except KeyboardInterrupt:
-        print("\noverhead: interrupted", file=sys.stderr)
-        return 130
-    finally:
-        children.end_all()
-        stats.close()
-        print(f"(total wall time {time.monotonic() - t_start:.0f} s)", file=sys.stderr)
-
-
-@contextmanager
-def step(title: str) -> Iterator[None]:
-    """Progress on stderr, so that stdout is the report alone."""
-    print(f"[{time.strftime('%H:%M:%S')}] {title} ...", file=sys.stderr, flush=True)
-    yield
+    return bench_main("overhead", args, run)
 
 
 @dataclass
@@ -770,12 +282,12 @@ class SpanCheck:
     spans: int  # lines gotel wrote to its jsonl file
 
 
-def run(args: argparse.Namespace, children: Children, tmp: Path, *, bpf_stats: bool) -> int:
+def run(args: argparse.Namespace, children: Children, tmp: Path, bpf_stats: bool) -> int:
     with step("building bench/apps/hello, bench/apps/uprobecost, uprobecost.bpf.c"):
         hello = build_app(BENCH / "apps" / "hello", name="bench-hello")
         loop_bin = build_app(BENCH / "apps" / "uprobecost", name="bench-uprobecost")
         counter = compile_counter(tmp)
-        plan = server_plan(hello)
+        plan = plan_hits(hello)
         with open_binary(hello) as gobin:
             go_version = gobin.go_version
     with step("background load"):
@@ -805,8 +317,9 @@ def run(args: argparse.Namespace, children: Children, tmp: Path, *, bpf_stats: b
             check = SpanCheck(sample, sum(1 for _ in f))
 
     with step("hits per request: counter program on the plan's offsets"):
-        hits = measured_hits_per_request(
-            children, server, hello, counter, plan.offsets, min(2.0, args.duration))
+        counted, requests = count_site_hits(counter, [(server.pid, hello, plan.sites)],
+                                            server.url, CASES[0], min(2.0, args.duration))
+        hits = (sum(counted.values()) / max(1, requests), requests)
     children.end(server.proc)
 
     with step("uprobe hit cost on bench/apps/uprobecost"):
@@ -818,10 +331,7 @@ def run(args: argparse.Namespace, children: Children, tmp: Path, *, bpf_stats: b
     print(f"gotel overhead benchmark: {NCPU} CPUs, Linux {os.uname().release}, {go_version}, "
           f"{args.rounds} rounds x {args.duration:g} s per wrk run, gotel --exporter "
           f"{args.exporter}{' --output /dev/null' if output else ''}")
-    print(f"background load (nothing of ours running): {100 * load_before:.0f}% of the machine "
-          f"before, {100 * load_after:.0f}% after"
-          + ("  <- another workload is running: expect noise" if
-             max(load_before, load_after) > 0.05 else ""))
+    print(load_line(load_before, load_after))
     report(args, results, plan, cost, check, hits, bpf_stats)
     return 0
 
