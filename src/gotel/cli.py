@@ -68,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="build the bundled demo service, trace it, print its spans")
     _export_flags(demo)
     demo.add_argument("--requests", type=int, default=1, help="rounds of demo requests")
+    demo.add_argument(
+        "scenario",
+        nargs="?",
+        choices=("emojivoto",),
+        help="emojivoto: web, emoji, voting, vote-bot under one gotel, read back from Jaeger "
+        "(--requests N: N x 20 votes)",
+    )
     return parser
 
 
@@ -100,6 +107,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         from gotel.inspect_report import run_inspect
 
         return run_inspect(args.binary, args.pid, sys.stdout)
+    if args.command == "demo" and args.scenario == "emojivoto":
+        from gotel.demo_emojivoto import run_emojivoto
+
+        flags = {"--exporter": args.exporter, "--output": args.output}
+        flags["--service-name"] = args.service_name
+        unused = [flag for flag, value in flags.items() if value]
+        return run_emojivoto(rounds=args.requests, out=sys.stdout, unused_flags=unused)
     exporter = args.exporter
     if args.command == "demo" and not exporter and not os.environ.get(ENV_TRACES_EXPORTER):
         exporter = "console"  # the demo's point is to show the spans right here
