@@ -11,6 +11,7 @@ import errno
 import logging
 import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 from gotel.ebpf import attachments, libbpf
 from gotel.ebpf.attachments import MapAttachment
@@ -389,8 +390,7 @@ class BpfObject:
         for attachment in self._map_attachments:
             attachment.destroy()
         self._map_attachments.clear()
-        for link in self._links:
-            link.destroy()
+        _destroy_all(self._links)
         self._links.clear()
         obj, self._obj = self._obj, None
         if obj is not None:
@@ -539,3 +539,14 @@ def _verifier_tail(messages: list[tuple[int, str]]) -> str:
     if not lines:
         return ""
     return header + "".join(f"\n  {line}" for line in lines[-VERIFIER_TAIL_LINES:])
+
+
+def _destroy_all(links: list[Link]) -> None:
+    """Destroy links concurrently: each uprobe unregistration waits for an RCU grace
+    period (~150 ms here), and ctypes releases the GIL while it does."""
+    if len(links) <= 1:
+        for link in links:
+            link.destroy()
+        return
+    with ThreadPoolExecutor(max_workers=min(32, len(links))) as pool:
+        list(pool.map(Link.destroy, links))
