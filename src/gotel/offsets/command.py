@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -54,7 +55,11 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.st
         db = database.load(path)
     except database.DatabaseError as e:
         raise GotelError(str(e)) from None
-    show(db, out, module=args.module, field=args.field, version=args.version)
+    try:
+        show(db, out, module=args.module, field=args.field, version=args.version)
+        out.flush()
+    except BrokenPipeError:  # `gotel offsets show | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
     return EXIT_OK
 
 

@@ -195,48 +195,54 @@ class OffsetsDatabase:
     def dumps(self) -> str:
         """JSON with one field per line and one release series per line: small, diffable."""
         doc = self.to_json()
-        lines = ["{", f'  "schema": {SCHEMA},', f'  "generator": {json.dumps(doc["generator"])},',
-                 '  "modules": {']
         modules = doc["modules"]
         assert isinstance(modules, dict)
-        for m_index, (name, body) in enumerate(modules.items()):
-            lines.append(f"    {json.dumps(name)}: {{")
-            lines.append('      "versions": [')
+        blocks = []
+        for name, body in modules.items():
             groups: dict[str, list[str]] = {}
             for v in body["versions"]:
                 groups.setdefault(series(v), []).append(v)
-            rows = [", ".join(json.dumps(v) for v in g) for g in groups.values()]
-            lines += [f"        {row}," for row in rows[:-1]] + [f"        {row}" for row in rows[-1:]]
-            lines.append("      ],")
-            failed = body["failed"]
-            if failed:
-                lines.append('      "failed": {')
-                items = [f"        {json.dumps(k)}: {json.dumps(v)}" for k, v in failed.items()]
-                lines.append(",\n".join(items))
-                lines.append("      },")
-            else:
-                lines.append('      "failed": {},')
-            fields = body["fields"]
-            lines.append('      "fields": {')
-            items = [f"        {json.dumps(k)}: {json.dumps(r)}" for k, r in fields.items()]
-            if items:
-                lines.append(",\n".join(items))
-            lines.append("      }")
-            lines.append("    }" + ("," if m_index < len(modules) - 1 else ""))
-        lines += ["  }", "}"]
-        return "\n".join(lines) + "\n"
+            versions = _lines([json.dumps(g)[1:-1] for g in groups.values()], 8)
+            failed = _lines([f"{json.dumps(k)}: {json.dumps(v)}"
+                             for k, v in body["failed"].items()], 8)
+            fields = _lines([f"{json.dumps(k)}: {json.dumps(r)}"
+                             for k, r in body["fields"].items()], 8)
+            blocks.append(
+                f'    {json.dumps(name)}: {{\n'
+                f'      "versions": [{versions}],\n'
+                f'      "failed": {{{failed}}},\n'
+                f'      "fields": {{{fields}}}\n'
+                "    }"
+            )
+        body = "{\n" + ",\n".join(blocks) + "\n  }" if blocks else "{}"
+        return (
+            f'{{\n  "schema": {SCHEMA},\n  "generator": {json.dumps(doc["generator"])},\n'
+            f'  "modules": {body}\n}}\n'
+        )
 
     def save(self, path: Path) -> None:
         """Atomic: a reader (or an interrupted update) never sees half a file."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            mode = path.stat().st_mode & 0o777
+        except OSError:
+            mode = 0o644  # a file to commit and to read by any user, not mkstemp's 0600
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
         try:
             with os.fdopen(fd, "w") as f:
                 f.write(self.dumps())
+            os.chmod(tmp, mode)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def _lines(items: list[str], indent: int) -> str:
+    if not items:
+        return ""
+    pad = " " * indent
+    return "\n" + ",\n".join(pad + item for item in items) + "\n" + " " * (indent - 2)
 
 
 def load(path: Path) -> OffsetsDatabase:

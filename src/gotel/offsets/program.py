@@ -151,7 +151,8 @@ class Package:
 
 # `go list` errors that mean "this package does not exist in this version".
 _NO_SUCH_PACKAGE = ("is not in std", "does not contain package", "cannot find package",
-                    "no required module provides package", "matched no packages")
+                    "no required module provides package", "cannot find module providing "
+                    "package", "matched no packages")
 
 
 def package_missing(pkg: Package) -> bool:

@@ -80,9 +80,11 @@ class GoRunner:
     def __init__(self, go: str, env: Mapping[str, str] | None = None) -> None:
         self.go = go
         base = dict(os.environ if env is None else env)
-        flags = base.get("GOFLAGS", "")
+        # -mod=readonly: a package missing from a module version must read as missing, never
+        # make the go command fetch (and upgrade to) a version that has it.
+        flags = " ".join(f for f in base.get("GOFLAGS", "").split() if not f.startswith("-mod="))
         base.update(GOWORK="off", GO111MODULE="on", CGO_ENABLED="0",
-                    GOFLAGS=f"{flags} -mod=mod".strip())
+                    GOFLAGS=f"{flags} -mod=readonly".strip())
         self.env = base
 
     def run(self, step: str, args: Sequence[str], cwd: Path,
@@ -135,29 +137,22 @@ def _scan(job: Job, runner: GoRunner, lister: Path,
           workdir: Path) -> tuple[dict[str, Value], list[str]]:
     workdir.mkdir(parents=True, exist_ok=True)
     refs = [struct_ref(s) for s in job.structs]
-    if job.module == STD:
-        series = ".".join(job.version.split(".")[:2])
-        (workdir / "go.mod").write_text(f"module gotel.scan\n\ngo {series}\n")
-        env = {"GOTOOLCHAIN": f"go{job.version}"}
-        runner.run(f"fetch toolchain go{job.version}", ["version"], workdir, env)
-        universe_pattern = "std"
-    else:
-        (workdir / "go.mod").write_text("module gotel.scan\n\ngo 1.21\n")
-        env = {}
-        runner.run("go get", ["get", f"{job.module}@{job.version}"], workdir, env)
-        universe_pattern = f"{job.module}/..."
-
+    env, pattern = _prepare(job, runner, workdir)
     wanted = sorted({r.package for r in refs})
-    out = runner.run("go list", ["list", "-e", f"-json={_LIST_FIELDS}", universe_pattern,
-                                 *wanted], workdir, env)
+    out = runner.run("go list", ["list", "-e", f"-json={_LIST_FIELDS}", pattern, *wanted],
+                     workdir, env)
     universe = {p.path: p for p in map(Package.from_go_list, _json_stream(out))}
     for path in wanted:
         pkg = universe.get(path)
-        if pkg is not None and pkg.error and not package_missing(pkg):
-            raise ScanError(f"go list {path}: {pkg.error[:300]}")
-    present = [p for p in wanted if p in universe and not universe[p].error]
+        if pkg is not None and not pkg.go_files and not package_missing(pkg):
+            raise ScanError(f"go list {path}: {pkg.error[:300] or 'no Go files'}")
+    present = [p for p in wanted if p in universe and universe[p].go_files]
     kept = [universe[p] for p in keepers(present, universe) if p in universe]
-    for pkg in {p.path: p for p in [*kept, *(universe[p] for p in present)]}.values():
+    if job.module != STD and kept:
+        # Checksums for what the kept packages import, at the module version being scanned.
+        runner.run("go get", ["get", *(f"{p.path}@{job.version}" for p in kept)], workdir, env)
+    for path in sorted({*(p.path for p in kept), *present}):
+        pkg = universe[path]
         files = [str(Path(pkg.dir) / f) for f in pkg.go_files]
         if files:
             pkg.add_declarations(_run_lister(lister, files))
@@ -176,6 +171,25 @@ def _scan(job: Job, runner: GoRunner, lister: Path,
     return _values(job, refs, found, universe)
 
 
+def _prepare(job: Job, runner: GoRunner, workdir: Path) -> tuple[dict[str, str], str]:
+    """Set up the scan module; returns the go command's environment and the package universe.
+
+    std is built by exactly its release (GOTOOLCHAIN=go1.X.Y). A library module is built with
+    the local toolchain, or the newer one its go.mod asks for: its offsets are keyed by the
+    module's version alone, which holds while its structs embed no std type whose size changed
+    between Go releases.
+    """
+    if job.module == STD:
+        series = ".".join(job.version.split(".")[:2])
+        (workdir / "go.mod").write_text(f"module gotel.scan\n\ngo {series}\n")
+        env = {"GOTOOLCHAIN": f"go{job.version}"}
+        runner.run(f"fetch toolchain go{job.version}", ["version"], workdir, env)
+        return env, "std"
+    (workdir / "go.mod").write_text("module gotel.scan\n\ngo 1.21\n")
+    runner.run("go get", ["get", f"{job.module}@{job.version}"], workdir)
+    return {}, f"{job.module}/..."
+
+
 def _values(job: Job, refs: list[StructRef], found: Mapping[str, dict[str, int] | None],
             universe: Mapping[str, Package]) -> tuple[dict[str, Value], list[str]]:
     values: dict[str, Value] = {}
@@ -187,7 +201,7 @@ def _values(job: Job, refs: list[StructRef], found: Mapping[str, dict[str, int] 
             problems.append(f"go list said nothing about package {ref.package}")
             continue
         if members is None:
-            exists = not pkg.error and ref.type in pkg.types
+            exists = bool(pkg.go_files) and ref.type in pkg.types
             if exists:  # declared in this version's source, yet not linked: measure nothing
                 problems.append(f"{ref.name} is declared but the linker dropped it")
                 continue

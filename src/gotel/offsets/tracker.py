@@ -1,4 +1,4 @@
-"""`gotel offsets update`: measure the fields the probes declare, for each release, into the database.
+"""`gotel offsets update`: measure the fields the probes declare, per release, into the database.
 
 What to measure comes from the probe declarations (`all_probes()` -> `probe.fields`, grouped by
 module; std's version is the Go release), so a new probe never means editing the tracker.
@@ -9,6 +9,7 @@ every scan, so an interrupted update keeps what it measured.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from gotel.errors import EXIT_OK, GotelError
+from gotel.errors import EXIT_ENVIRONMENT, EXIT_OK, GotelError
 from gotel.instrumentation.probe import STD, Probe
 from gotel.offsets import database
 from gotel.offsets.program import declared_fields, std_floor
@@ -122,6 +123,9 @@ def update(request: Request, probes: Sequence[Probe], db_path: Path, *, jobs: in
         print(f"offsets: {len(todo)} to scan, {recorded} already recorded ({db_path})", file=err)
         if not todo:
             return EXIT_OK
+        if not os.access(db_path.parent if db_path.parent.exists() else Path.cwd(), os.W_OK):
+            raise GotelError(f"cannot write {db_path}; choose another file with --db or "
+                             f"${database.DB_ENV}")
         lister = build_lister(runner, root)
         results = _run(todo, runner, lister, root, max(1, jobs), db, db_path, err)
     finally:
@@ -132,6 +136,10 @@ def update(request: Request, probes: Sequence[Probe], db_path: Path, *, jobs: in
           f"{db_path} is {size / 1024:.1f} KB", file=err)
     for r in failed:
         print(f"offsets:   {r.job.label}: {r.failure}", file=err)
+    if results and all(r.failure and not r.values for r in results):
+        print("offsets: every scan failed; check that the go command can reach the module "
+              "proxy (GOPROXY)", file=err)
+        return EXIT_ENVIRONMENT
     return EXIT_OK
 
 

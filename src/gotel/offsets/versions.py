@@ -20,11 +20,10 @@ _BOUND = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+|x))?$")
 def go_release(go_version: str) -> str | None:
     """The database key of a binary's Go version: "go1.26.8" -> "1.26.8".
 
-    Experiment builds ("go1.24.1 X:nosynchashtriemap") are keyed by their release.
-    Development builds and release candidates are not releases: None.
+    The database measures default builds of releases. Development builds, release candidates
+    and GOEXPERIMENT builds ("go1.24.1 X:noswissmap": runtime layouts may differ) are not: None.
     """
-    head = go_version.strip().split(" ", 1)[0] if go_version else ""
-    match = _GO_RELEASE.match(head)
+    match = _GO_RELEASE.match(go_version.strip())
     return ".".join(match.groups()) if match else None
 
 
@@ -102,7 +101,8 @@ def parse_selection(text: str, *, prefix: str = "") -> Selection:
 def _bound(text: str, whole: str, *, upper: bool) -> tuple[int, int, int] | tuple[int, int, float]:
     match = _BOUND.match(text.strip())
     if not match:
-        raise GotelError(f"bad version bound {text!r} in {whole!r} (expected e.g. 1.26.9 or 1.26.x)")
+        raise GotelError(f"bad version bound {text!r} in {whole!r} "
+                         "(expected e.g. 1.26.9 or 1.26.x)")
     major, minor, patch = match.groups()
     if patch in (None, "x"):
         return (int(major), int(minor), float("inf")) if upper else (int(major), int(minor), 0)
@@ -127,8 +127,9 @@ def go_releases_from_toolchains(listed: Iterable[str]) -> list[str]:
         if match:
             major, minor, patch = (int(g) for g in match.groups())
             newest[(major, minor)] = max(patch, newest.get((major, minor), -1))
+    # Before Go 1.21 a series' first release had no ".0" ("go1.20"): it starts at patch 1.
     return [
         f"{major}.{minor}.{patch}"
         for (major, minor), top in sorted(newest.items())
-        for patch in range(top + 1)
+        for patch in range(0 if (major, minor) >= (1, 21) else 1, top + 1)
     ]
