@@ -1,9 +1,10 @@
 """Outgoing trace context for a process: the socket-level injector.
 
 Probes that know which span a goroutine's next request belongs to fill the
-`shared_outgoing` map; when a process has such probes, the injector inserts
-that span's traceparent into the requests its sockets send. Without it spans
-still work; traces just do not connect across services.
+`shared_outgoing` map (and `shared_outgoing_streams` for HTTP/2 streams); when a
+process has such probes, the injector inserts that span's traceparent into the
+requests its sockets send. Without it spans still work; traces just do not
+connect across services.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def start_injector(pid: int, shared_maps: Mapping[str, int]) -> SocketInjector |
     fd = shared_maps.get(OUTGOING_MAP)
     if fd is None:
         return None
-    injector = SocketInjector(pid, shared_outgoing_fd=fd)
+    injector = SocketInjector(pid, shared_maps=shared_maps)
     try:
         injector.attach()
     except GotelError as exc:

@@ -3,7 +3,9 @@
 //
 // It serves gRPC on -addr and, with -http, an HTTP endpoint whose handler
 // makes gRPC calls, so one process exercises HTTP server -> gRPC client and
-// gRPC server -> gRPC/HTTP client nesting. Check's service name steers the
+// gRPC server -> gRPC/HTTP client nesting. /load makes many concurrent calls
+// over one connection (gRPC then packs several streams' HEADERS frames into
+// one socket write). Check's service name steers the
 // server: "" answers SERVING, "fail:N" fails with code N, "grpc:ADDR" first
 // calls Check on ADDR, "http:URL" first GETs URL.
 package main
@@ -19,6 +21,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -160,6 +164,48 @@ func call(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "code=%d %s\n", status.Code(err), out)
 }
 
+// load serves /load?target=ADDR&n=N&c=C: C goroutines make N unary Check calls each over
+// one connection, each call with a fresh context (no trace context of the request's), and
+// it answers {"calls":..,"failed":..,"elapsed_ns":..,"first_error":".."}.
+func load(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	n, _ := strconv.Atoi(q.Get("n"))
+	c, _ := strconv.Atoi(q.Get("c"))
+	if c <= 0 {
+		c = 1
+	}
+	conn, err := dial(q.Get("target"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer conn.Close()
+	client := healthpb.NewHealthClient(conn)
+	var failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for g := 0; g < c; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < n; i++ {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				_, err := client.Check(ctx, &healthpb.HealthCheckRequest{Service: q.Get("service")})
+				cancel()
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	first, _ := firstErr.Load().(string)
+	fmt.Fprintf(w, "{\"calls\":%d,\"failed\":%d,\"elapsed_ns\":%d,\"first_error\":%q}\n",
+		n*c, failed.Load(), time.Since(start).Nanoseconds(), first)
+}
+
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "gRPC listen address")
 	httpAddr := flag.String("http", "", "HTTP listen address for /call (none when empty)")
@@ -180,6 +226,7 @@ func main() {
 		}
 		mux := http.NewServeMux()
 		mux.HandleFunc("/call", call)
+		mux.HandleFunc("/load", load)
 		mux.HandleFunc("/ping", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "pong\n") })
 		fmt.Printf("http on %s\n", hln.Addr())
 		go func() { log.Fatal(http.Serve(hln, mux)) }()

@@ -12,7 +12,8 @@
  *    (*loopyWriter).writeHeader, entry: the request's header fields are built
  *    on the caller's goroutine and encoded on the connection's writer
  *    goroutine; the slice's array links the two, so the writer goroutine can
- *    be told which span its next HEADERS frame belongs to (shared_outgoing).
+ *    be told which span the HEADERS frame of which stream belongs to
+ *    (shared_outgoing_streams).
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -306,12 +307,70 @@ int create_header_fields_return(struct pt_regs *ctx)
 	return 0;
 }
 
-/* The connection's writer goroutine encodes a HEADERS frame: tell the injector its span. */
+/* hpack.HeaderField{Name, Value string; Sensitive bool}: 40 bytes by the Go ABI. */
+#define HEADER_FIELD_SIZE 40
+/* The request's fields: pseudo-headers and grpc's own (8), then the metadata. */
+#define MAX_REQUEST_FIELDS 32
+#define FIELD_BATCH 8 /* fields read at once: 320 bytes of stack */
+#define TRACEPARENT_NAME_LEN 11
+
+volatile const __u64 off_header_field_name = GOTEL_OFFSET_ABSENT;
+
+/* Is one of the n fields at hf named traceparent? (grpc lower-cases metadata keys.) */
+static __always_inline __u32 has_traceparent(__u64 hf, __u64 n)
+{
+	__u64 fields[FIELD_BATCH * HEADER_FIELD_SIZE / 8];
+	char name[TRACEPARENT_NAME_LEN + 1];
+	__u64 diff, batch, ptr;
+
+	if (off_header_field_name == GOTEL_OFFSET_ABSENT || !hf ||
+	    off_header_field_name > HEADER_FIELD_SIZE - 16 || off_header_field_name % 8)
+		return 0;
+	if (n > MAX_REQUEST_FIELDS)
+		n = MAX_REQUEST_FIELDS;
+	for (int i = 0; i < MAX_REQUEST_FIELDS; i += FIELD_BATCH) {
+		if (i >= n)
+			break;
+		/* A batch of fields in one read; then the bytes of 11-byte names only. */
+		batch = n - i < FIELD_BATCH ? n - i : FIELD_BATCH;
+		if (bpf_probe_read_user(fields, (batch * HEADER_FIELD_SIZE) & 511,
+					(void *)(hf + i * HEADER_FIELD_SIZE)))
+			return 0;
+#pragma unroll
+		for (int k = 0; k < FIELD_BATCH; k++) {
+			__u32 at = (k * HEADER_FIELD_SIZE + off_header_field_name) / 8;
+
+			if (k >= batch || at + 1 >= sizeof(fields) / 8)
+				break;
+			ptr = fields[at];
+			if (fields[at + 1] != TRACEPARENT_NAME_LEN || !ptr)
+				continue;
+			if (bpf_probe_read_user(name, TRACEPARENT_NAME_LEN, (void *)ptr))
+				continue;
+			/* "traceparent" without a string constant in .rodata */
+			diff = (name[0] ^ 't') | (name[1] ^ 'r') | (name[2] ^ 'a') | (name[3] ^ 'c') |
+			       (name[4] ^ 'e') | (name[5] ^ 'p') | (name[6] ^ 'a') | (name[7] ^ 'r') |
+			       (name[8] ^ 'e') | (name[9] ^ 'n') | (name[10] ^ 't');
+			if (!diff)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The connection's writer goroutine encodes a HEADERS frame for streamID:
+ * tell the injector its span. One writer goroutine serves a connection and
+ * packs many streams' frames into one socket write, so the context is keyed
+ * by (goroutine, stream id), not by goroutine alone.
+ */
 SEC("uprobe")
 int write_header_entry(struct pt_regs *ctx)
 {
 	/* (l *loopyWriter, streamID uint32, endStream bool, hf []hpack.HeaderField, onWrite) */
-	__u64 loopy = GO_PARAM1(ctx), fields = GO_PARAM4(ctx), g = GO_G(ctx);
+	__u64 loopy = GO_PARAM1(ctx), fields = GO_PARAM4(ctx), nfields = GO_PARAM5(ctx);
+	struct outgoing_stream_key key = {.g = GO_G(ctx), .stream_id = (__u32)GO_PARAM2(ctx)};
+	struct outgoing_stream stream = {};
 	struct outgoing_request *out;
 
 	/* A server's loopy writer only answers: it has no request to propagate. */
@@ -321,8 +380,11 @@ int write_header_entry(struct pt_regs *ctx)
 	out = bpf_map_lookup_elem(&client_headers, &fields);
 	if (!out)
 		return 0;
-	out->start_ns = bpf_ktime_get_boot_ns();
-	bpf_map_update_elem(&shared_outgoing, &g, out, BPF_ANY);
+	stream.req = *out;
+	stream.req.start_ns = bpf_ktime_get_boot_ns();
+	/* Metadata the caller set itself: its traceparent goes out as it is. */
+	stream.own_traceparent = has_traceparent(fields, nfields);
+	bpf_map_update_elem(&shared_outgoing_streams, &key, &stream, BPF_ANY);
 	bpf_map_delete_elem(&client_headers, &fields);
 	return 0;
 }

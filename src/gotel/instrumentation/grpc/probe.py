@@ -200,6 +200,10 @@ CLIENT_FIELDS = (
     ),
     StructField("errors.errorString", "s", "off_error_string_s"),
     StructField(f"{_T}.loopyWriter", "side", "off_loopy_side", MODULE, False),
+    # writeHeader's fields: a request with its own traceparent is left as it is.
+    StructField(
+        "golang.org/x/net/http2/hpack.HeaderField", "Name", "off_header_field_name", _NET, False
+    ),
 )
 
 

@@ -3,8 +3,16 @@
  * injector: "the goroutine that is about to write request bytes belongs to
  * this span". Keyed by goroutine (the g pointer, R14 in a uprobe, *(fsbase-8)
  * from any kernel hook), never by thread: goroutines move between threads.
- * Objects that include this header share one instance of the map (the loader
+ * Objects that include this header share one instance of each map (the loader
  * reuses the first object's fd for every map named shared_*).
+ *
+ *  - shared_outgoing (HTTP/1): the goroutine's next request head. One request
+ *    at a time per goroutine: the entry is used by the first bytes it sends.
+ *  - shared_outgoing_streams (HTTP/2): one HTTP/2 writer goroutine sends the
+ *    HEADERS frames of many streams, often several in one socket write, so
+ *    the entry is per (goroutine, stream id). The injector finds each HEADERS
+ *    frame of a send, looks up (sending goroutine, frame's stream id) and
+ *    deletes the entry whatever becomes of the frame.
  */
 #pragma once
 
@@ -24,3 +32,26 @@ struct {
 	__type(key, __u64); /* goroutine (g pointer) */
 	__type(value, struct outgoing_request);
 } shared_outgoing SEC(".maps");
+
+struct outgoing_stream_key {
+	__u64 g;	 /* the goroutine that will write the stream's HEADERS frame */
+	__u32 stream_id; /* the HTTP/2 stream */
+	__u32 _pad;	 /* zero: hashed with the rest */
+};
+
+struct outgoing_stream {
+	struct outgoing_request req;
+	/*
+	 * The request already carries a traceparent field (the uprobe saw the
+	 * decoded fields): the injector leaves the frame alone and counts it.
+	 */
+	__u32 own_traceparent;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct outgoing_stream_key);
+	__type(value, struct outgoing_stream);
+} shared_outgoing_streams SEC(".maps");

@@ -1,16 +1,19 @@
-"""Insert a header line into a process's outgoing HTTP/1 requests at the socket layer.
+"""Insert traceparent into a process's outgoing requests at the socket layer: a header line
+in HTTP/1 requests, a header field in the HEADERS frames of cleartext HTTP/2 (gRPC).
 
 The BPF side is inject.bpf.c. This class loads it for one process, attaches its sockops
 program to the process's cgroup v2 and its sk_msg program to the socket map, adds the
 process's already established client sockets, and takes all of it away again. The ids come
-from the `shared_outgoing` map, which uprobes on the process's send path fill; this module
-knows nothing of what they mean.
+from the `shared_outgoing` map (HTTP/1, by goroutine) and the `shared_outgoing_streams` map
+(HTTP/2, by goroutine and stream id), which uprobes on the process's send path fill; this
+module knows nothing of what they mean.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from gotel.ebpf import BpfObject, Link, MapAttachment, features
@@ -23,6 +26,7 @@ log = logging.getLogger(__name__)
 
 OBJECT = Path(__file__).with_name("inject.bpf.o")
 OUTGOING_MAP = "shared_outgoing"
+STREAMS_MAP = "shared_outgoing_streams"
 SOCKETS_MAP = "sockets"
 TARGETS_MAP = "target_tgids"
 REASONS_MAP = "inject_reasons"
@@ -39,6 +43,7 @@ _REQUIRED = (
     ("helper", "msg_push_data", "4.20"),
     ("helper", "get_current_task_btf", "5.11"),
     ("helper", "loop", "5.17"),
+    ("helper", "sk_storage_get", "5.2"),
 )
 
 
@@ -46,8 +51,9 @@ class SocketInjector:
     """Traceparent insertion for one process. attach(), then close() (idempotent).
 
     `shared_outgoing_fd`: the fd of a `shared_outgoing` map other objects already use (the
-    uprobes that fill it); without it the injector creates the map, and
-    outgoing_map_fd() is what those objects should reuse.
+    uprobes that fill it); `shared_maps`: name -> fd of such maps, `shared_outgoing_streams`
+    among them. A map not given is created, and outgoing_map_fd() / streams_map_fd() are
+    what those objects should reuse.
     """
 
     def __init__(
@@ -55,12 +61,19 @@ class SocketInjector:
         pid: int,
         shared_outgoing_fd: int | None = None,
         *,
+        shared_maps: Mapping[str, int] | None = None,
         g_tls_offset: int = -8,
         max_context_age_ns: int = 5_000_000_000,
         bpf_object: str | os.PathLike[str] = OBJECT,
     ) -> None:
         self.pid = pid
-        self._shared_fd = shared_outgoing_fd
+        self._shared = {
+            name: fd
+            for name, fd in (shared_maps or {}).items()
+            if name in (OUTGOING_MAP, STREAMS_MAP)
+        }
+        if shared_outgoing_fd is not None:
+            self._shared[OUTGOING_MAP] = shared_outgoing_fd
         self._constants = {"g_tls_offset": g_tls_offset, "max_context_age_ns": max_context_age_ns}
         self._path = Path(bpf_object)
         self._obj: BpfObject | None = None
@@ -135,9 +148,14 @@ class SocketInjector:
         """The fd of the `shared_outgoing` map (loads the object if needed)."""
         return self._load().map_fd(OUTGOING_MAP)
 
+    def streams_map_fd(self) -> int:
+        """The fd of the `shared_outgoing_streams` map (loads the object if needed)."""
+        return self._load().map_fd(STREAMS_MAP)
+
     def reasons(self) -> dict[str, int]:
-        """Messages seen so far by outcome: injected, no_context, not_http1, tls, ... (after
-        close(), the final counts)."""
+        """Outcomes so far: per HTTP/1 message injected, no_context, not_http1, tls, ...;
+        per HTTP/2 HEADERS frame h2_injected, h2_no_context, h2_continuation, ...; per HTTP/2
+        connection h2_connection, h2_desync (after close(), the final counts)."""
         obj = self._obj
         if obj is None:
             return dict(self._final)
@@ -192,8 +210,8 @@ class SocketInjector:
         obj = BpfObject(self._path)
         try:
             obj.set_constants(self._constants)
-            if self._shared_fd is not None:
-                obj.reuse_map(OUTGOING_MAP, self._shared_fd)
+            for name, fd in self._shared.items():
+                obj.reuse_map(name, fd)
             obj.load()
             obj.update(TARGETS_MAP, self.pid.to_bytes(4, "little"), b"\x01")
         except BaseException:
