@@ -175,6 +175,7 @@ SERVER = Probe(
     event="grpc_server_event",
     to_span=server_span,
     features=_server_features,
+    context_in="traceparent metadata (read-only, from the HEADERS frame fields)",
 )
 
 CLIENT_FIELDS = (
@@ -273,6 +274,8 @@ CLIENT = Probe(
     fields=CLIENT_FIELDS,
     event="grpc_client_event",
     to_span=client_span,
+    context_out="traceparent appended to each new stream's HEADERS frame at the socket layer"
+    " (cleartext HTTP/2)",
 )
 
 PROBES = (SERVER, CLIENT)
