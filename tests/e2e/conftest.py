@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +19,26 @@ import pytest
 from gotools import REPO
 
 GOTEL = [sys.executable, "-m", "gotel.cli"]
+
+
+def get(url: str) -> int:
+    """GET url; the status (raises on an error status)."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        response.read()
+        return response.status
+
+
+def read_jsonl(path: Path, want: int, timeout: float = 15) -> list[dict]:
+    """The spans a jsonl exporter wrote, once there are `want` of them (or on timeout)."""
+    deadline = time.monotonic() + timeout
+    spans: list[dict] = []
+    while time.monotonic() < deadline:
+        if path.exists():
+            spans = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            if len(spans) >= want:
+                break
+        time.sleep(0.1)
+    return spans
 
 
 class GoServer:

@@ -11,13 +11,11 @@ import json
 import os
 import re
 import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import GOTEL, GoServer, Gotel
+from conftest import GOTEL, GoServer, Gotel, get, read_jsonl
 from gotel.goelf import open_binary
 from gotel.offsets import database
 from gotel.offsets.versions import go_release
@@ -30,22 +28,8 @@ RELEASES = ["go1.21.13", "go1.22.12", "go1.23.12", "go1.24.13", "go1.25.14", "go
 SPANS_PER_SIDE = 4  # /hello: 1 server span; /chain: front server, front client, leaf server
 
 
-def get(url: str) -> int:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        response.read()
-        return response.status
 
 
-def read_jsonl(path: Path, want: int, timeout: float = 15) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    spans: list[dict] = []
-    while time.monotonic() < deadline:
-        if path.exists():
-            spans = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-            if len(spans) >= want:
-                break
-        time.sleep(0.1)
-    return spans
 
 
 def traced(binary: Path, tmp_path: Path, servers: list, gotels: list) -> tuple[str, list[dict]]:

@@ -2,38 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
 import subprocess
-import time
-import urllib.request
 
 import pytest
 
-from conftest import GoServer, Gotel
+from conftest import GoServer, Gotel, get, read_jsonl
 from gotools import build_app, go_binary
 
 pytestmark = pytest.mark.usefixtures("require_root")
 
 
-def get(url: str) -> int:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        response.read()
-        return response.status
 
 
-def read_jsonl(path, want: int, timeout: float = 15) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    spans: list[dict] = []
-    while time.monotonic() < deadline:
-        if path.exists():
-            spans = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-            if len(spans) >= want:
-                break
-        time.sleep(0.1)
-    return spans
 
 
 def test_run_instruments_from_the_first_request(tmp_path, gotels):

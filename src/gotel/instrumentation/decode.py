@@ -49,6 +49,7 @@ def span_from_event(
     attributes: dict[str, Any],
     error: bool,
     scope: str,
+    status_message: str = "",
 ) -> Span:
     """A span from the fields every span event carries (ids, boot-time stamps)."""
     return Span(
@@ -61,6 +62,7 @@ def span_from_event(
         end_ns=clock.to_unix_ns(int(event["end_ns"])),
         attributes=attributes,
         error=error,
+        status_message=status_message,
         scope=scope,
         remote_parent=bool(event.get("remote_parent", 0)),
         sampled=bool(int(event.get("trace_flags", 1)) & 1),

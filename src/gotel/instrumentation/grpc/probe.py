@@ -6,7 +6,7 @@ import ipaddress
 from collections.abc import Mapping
 
 from gotel.instrumentation.common import CONTEXT_FIELDS, GOROUTINE_FIELDS
-from gotel.instrumentation.decode import parent_id, split_host_port, text
+from gotel.instrumentation.decode import span_from_event, split_host_port, text
 from gotel.instrumentation.grpc.semconv import (
     CANCELLED,
     OK,
@@ -136,19 +136,15 @@ def server_span(event: Event, clock: BootClock) -> Span:
     message = ""
     if code is not None and code in SERVER_ERROR_CODES:
         message = attrs["error.type"] = code_name(code)
-    return Span(
+    return span_from_event(
+        event,
+        clock,
         name=name,
         kind=SpanKind.SERVER,
-        trace_id=bytes(event["trace_id"]),
-        span_id=bytes(event["span_id"]),
-        parent_span_id=parent_id(event),
-        start_ns=clock.to_unix_ns(int(event["start_ns"])),
-        end_ns=clock.to_unix_ns(int(event["end_ns"])),
         attributes=attrs,
         error=bool(message),
         status_message=message,
         scope=SCOPE,
-        remote_parent=bool(event["remote_parent"]),
     )
 
 
@@ -230,14 +226,11 @@ def client_span(event: Event, clock: BootClock) -> Span:
     if error:
         attrs["error.type"] = code_name(code) if source == STATUS_READ else "_OTHER"
         message = text(event, "message")[0] or code_name(code)
-    return Span(
+    return span_from_event(
+        event,
+        clock,
         name=name,
         kind=SpanKind.CLIENT,
-        trace_id=bytes(event["trace_id"]),
-        span_id=bytes(event["span_id"]),
-        parent_span_id=parent_id(event),
-        start_ns=clock.to_unix_ns(int(event["start_ns"])),
-        end_ns=clock.to_unix_ns(int(event["end_ns"])),
         attributes=attrs,
         error=error,
         status_message=message,
