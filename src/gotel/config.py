@@ -7,11 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gotel.errors import GotelError
+from gotel.export.pipeline import PipelineLimits
 from gotel.sampling import Sampler, sampler_from_env
+from gotel.trace import env as names
 
 EXPORTERS = ("otlp", "console", "jsonl", "none")
-ENV_TRACES_EXPORTER = "OTEL_TRACES_EXPORTER"
-ENV_SERVICE_NAME = "OTEL_SERVICE_NAME"
+ENV_TRACES_EXPORTER = names.OTEL_TRACES_EXPORTER
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Config:
     ring_buffer_bytes: int = 8 << 20  # per probe and process; absorbs bursts between drains
     watch_interval_s: float = 0.25  # how often --exe looks for new processes
     sampler: Sampler = field(default_factory=Sampler)
+    export_limits: PipelineLimits = field(default_factory=PipelineLimits)
 
 
 def make_config(
@@ -39,7 +41,44 @@ def make_config(
     if output and kind != "jsonl":
         raise GotelError("--output is only used with --exporter jsonl")
     return Config(
-        exporter=kind, output=output, service_name=service_name, sampler=sampler_from_env(env)
+        exporter=kind,
+        output=output,
+        service_name=service_name,
+        sampler=sampler_from_env(env),
+        export_limits=export_limits_from_env(env),
+    )
+
+
+def _positive_int(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) <= 0:
+        raise GotelError(f"{name}={raw!r}: expected a positive whole number")
+    return int(raw)
+
+
+def export_limits_from_env(env: Mapping[str, str]) -> PipelineLimits:
+    """The export pipeline's bounds, with the batch span processor's variables where set.
+
+    OTEL_BSP_MAX_EXPORT_BATCH_SIZE sets the batch that triggers a request (requests grow to
+    four times that while export is behind); OTEL_BSP_MAX_QUEUE_SIZE the spans that may wait;
+    OTEL_BSP_SCHEDULE_DELAY (ms) how long a partial batch waits.
+    """
+    default = PipelineLimits()
+    queue = _positive_int(env, names.OTEL_BSP_MAX_QUEUE_SIZE) or default.max_queue_spans
+    batch = _positive_int(env, names.OTEL_BSP_MAX_EXPORT_BATCH_SIZE)
+    if batch is None:
+        batch, most = default.batch_spans, default.max_batch_spans
+    else:
+        most = 4 * batch
+    batch = min(batch, queue)
+    delay_ms = _positive_int(env, names.OTEL_BSP_SCHEDULE_DELAY)
+    return PipelineLimits(
+        batch_spans=batch,
+        max_batch_spans=max(batch, min(most, queue)),
+        max_queue_spans=queue,
+        interval_s=delay_ms / 1000 if delay_ms else default.interval_s,
     )
 
 

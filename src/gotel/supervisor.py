@@ -10,7 +10,8 @@ from pathlib import Path
 
 from gotel.config import Config
 from gotel.errors import GotelError, TargetError
-from gotel.export import BatchingExporter, create_exporter
+from gotel.export import ExportPipeline, create_exporter
+from gotel.export.otlp_encode import encode_resource
 from gotel.goelf import open_binary
 from gotel.instrumentation.probe import Probe
 from gotel.planning import plan_probes
@@ -26,9 +27,15 @@ LOST_CHECK_INTERVAL_S = 2.0
 
 @dataclass
 class Totals:
+    """Over every session this supervisor ran, closed ones included."""
+
+    events: int = 0
     spans: int = 0
     lost: int = 0
     sessions: int = 0
+    drain_cpu_s: float = 0.0
+    decode_cpu_s: float = 0.0
+    encode_cpu_s: float = 0.0
 
 
 class Supervisor:
@@ -38,8 +45,14 @@ class Supervisor:
         self.clock = BootClock()
         self.sessions: dict[int, Session] = {}
         self.totals = Totals()
+        # One pipeline for every process: one connection to the collector, requests that
+        # carry the spans of several processes, one bound on the memory they take.
+        self.pipeline = ExportPipeline(
+            create_exporter(config.exporter, output=config.output), config.export_limits
+        )
         self._watched: list[Path | str] = []
         self._ignored: set[int] = set()
+        self._closed = False
 
     # -- targets ----------------------------------------------------------------
     def attach(self, process: Process, *, pid_filter: int | None = None) -> Session:
@@ -54,21 +67,18 @@ class Supervisor:
             service_name=self.config.service_name,
             extra={},
         )
-        exporter = BatchingExporter(
-            create_exporter(self.config.exporter, resource=resource, output=self.config.output)
-        )
         session = Session(
             process,
             plans,
-            exporter,
+            self.pipeline,
             self.clock,
+            resource=encode_resource(resource),
             pid_filter=pid_filter,
             common_constants=self.config.sampler.constants(),
             ring_buffer_bytes=self.config.ring_buffer_bytes,
         )
         session.attach()
         if not session.attached:
-            exporter.shutdown()
             reasons = "; ".join(f"{k}: {v}" for k, v in session.stats.skipped.items())
             raise TargetError(f"pid {process.pid}: no probe could attach ({reasons})")
         self.sessions[process.pid] = session
@@ -132,10 +142,14 @@ class Supervisor:
         try:
             session.close()
         finally:
-            self.totals.spans += session.stats.spans
-            self.totals.lost += session.stats.lost
-            session.exporter.shutdown()
             stats = session.stats
+            totals = self.totals
+            totals.events += stats.events
+            totals.spans += stats.spans
+            totals.lost += stats.lost
+            totals.drain_cpu_s += stats.drain_cpu_s
+            totals.decode_cpu_s += stats.decode_cpu_s
+            totals.encode_cpu_s += stats.encode_cpu_s
             log.info(
                 "pid %d: detached; %d spans from %d events, %d events lost, %d undecodable",
                 pid,
@@ -148,6 +162,31 @@ class Supervisor:
                 log.info("pid %d: traceparent insertion: %s", pid, summary(stats.injection))
 
     def close(self) -> None:
-        """Detach everything and flush every exporter. Idempotent."""
+        """Detach everything, then send what is queued. Idempotent."""
         for pid in list(self.sessions):
             self._close_session(pid)
+        if self._closed:
+            return
+        self._closed = True
+        self.pipeline.shutdown()
+        if self.totals.sessions:
+            log.info("%s", self.report())
+
+    def report(self) -> str:
+        """Where every span went, and the agent's CPU per span by stage."""
+        totals, stats = self.totals, self.pipeline.stats
+        lost = f", {totals.lost} events lost in the kernel" if totals.lost else ""
+        line = f"spans: {self.pipeline.summary()}{lost}"
+        if totals.spans:
+            per_span = {
+                "drain": totals.drain_cpu_s,
+                "decode": totals.decode_cpu_s,
+                "encode": totals.encode_cpu_s,
+                "assemble": stats.assemble_cpu_s,
+                "send": stats.send_cpu_s,
+            }
+            line += "; agent CPU per span: " + ", ".join(
+                f"{stage} {seconds / totals.spans * 1e6:.1f} µs"
+                for stage, seconds in per_span.items()
+            )
+        return line

@@ -8,18 +8,22 @@ file descriptors."""
 from __future__ import annotations
 
 from gotel.ebpf.attachments import MapAttachment
-from gotel.ebpf.btf import Field, StructLayout, UnknownNameError
+from gotel.ebpf.btf import Field, Leaf, StructLayout, UnknownNameError
 from gotel.ebpf.libbpf import libbpf_version
-from gotel.ebpf.objects import BpfObject, Link
-from gotel.ebpf.ringbuf import RingBuffer
+from gotel.ebpf.objects import BpfObject, Link, destroy_links
+from gotel.ebpf.ringbuf import HEADER_SIZE, RingBuffer, record_stride
 
 __all__ = [
+    "HEADER_SIZE",
     "BpfObject",
     "Field",
+    "Leaf",
     "Link",
     "MapAttachment",
     "RingBuffer",
     "StructLayout",
     "UnknownNameError",
+    "destroy_links",
     "libbpf_version",
+    "record_stride",
 ]

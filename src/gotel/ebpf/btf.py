@@ -75,6 +75,17 @@ class Field:
 
 
 @dataclass(frozen=True)
+class Leaf:
+    """One flattened member: its key, offset and size, struct code, and values it unpacks to."""
+
+    key: str
+    offset: int
+    size: int
+    code: str
+    values: int
+
+
+@dataclass(frozen=True)
 class StructLayout:
     """A struct as the compiler laid it out. `fields` are the top-level members in order."""
 
@@ -96,6 +107,11 @@ class StructLayout:
     def encoder(self) -> Callable[[Mapping[str, Any]], bytes]:
         """The inverse of decoder(): missing keys are zero. Used to feed tests and maps."""
         return self._compiled()[1]
+
+    def leaves(self) -> list[Leaf]:
+        """Every scalar or array member, nested structs flattened to 'outer.inner', in order,
+        with the struct module code that reads it."""
+        return [Leaf(*leaf) for leaf in _flatten(self, "", 0)]
 
     def _compiled(self) -> tuple[Callable[..., Any], Callable[..., Any]]:
         if not self._codec:

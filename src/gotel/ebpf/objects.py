@@ -390,7 +390,7 @@ class BpfObject:
         for attachment in self._map_attachments:
             attachment.destroy()
         self._map_attachments.clear()
-        _destroy_all(self._links)
+        destroy_links(self._links)
         self._links.clear()
         obj, self._obj = self._obj, None
         if obj is not None:
@@ -541,7 +541,7 @@ def _verifier_tail(messages: list[tuple[int, str]]) -> str:
     return header + "".join(f"\n  {line}" for line in lines[-VERIFIER_TAIL_LINES:])
 
 
-def _destroy_all(links: list[Link]) -> None:
+def destroy_links(links: list[Link]) -> None:
     """Destroy links concurrently: each uprobe unregistration waits for an RCU grace
     period (~150 ms here), and ctypes releases the GIL while it does."""
     if len(links) <= 1:

@@ -29,6 +29,11 @@ _LEN_MASK = ~(BUSY_BIT | DISCARD_BIT) & 0xFFFFFFFF
 _POS = struct.Struct("<Q")
 
 
+def record_stride(record_size: int) -> int:
+    """Ring bytes one record of `record_size` bytes takes: header, body, 8-byte alignment."""
+    return (record_size + HEADER_SIZE + 7) & ~7
+
+
 class RingBuffer:
     """Consumer side of one ring buffer map. The map fd stays owned by its BpfObject."""
 
@@ -110,6 +115,40 @@ class RingBuffer:
             cons += (length + HEADER_SIZE + 7) & ~7
         _POS.pack_into(consumer, 0, cons)
         return out
+
+    def drain_block(self, record_size: int, limit: int | None = None) -> tuple[bytes, int]:
+        """Copy out, in one piece, the leading run of committed records of exactly
+        `record_size` bytes (at most `limit`): (block, count).
+
+        In `block` record i starts at i * record_stride(record_size) + HEADER_SIZE, so a
+        fixed-layout decoder can walk it with struct.iter_unpack. The run stops before a
+        record that is busy, discarded or of another size (count 0 when the next one is):
+        drain() handles those. One copy and one header check per batch instead of one
+        slice per record.
+        """
+        consumer, data, words = self._consumer, self._producer, self._words
+        if consumer is None or data is None or words is None:
+            raise GotelError(f"ring buffer {self.name}: closed")
+        cons = _POS.unpack_from(consumer, 0)[0]
+        prod = _POS.unpack_from(data, 0)[0]
+        stride = record_stride(record_size)
+        count = (prod - cons) // stride
+        if limit is not None:
+            count = min(count, limit)
+        if count <= 0:
+            return b"", 0
+        start = self._data_start + (cons & self._mask)
+        # The headers of `count` records laid end to end, were they all this size. A header
+        # is two u32 words: the length (with the BUSY/DISCARD bits) and a page offset.
+        step = stride >> 2
+        lengths = words[start >> 2 : (start >> 2) + count * step : step].tolist()
+        if lengths.count(record_size) != count:
+            count = next(i for i, n in enumerate(lengths) if n != record_size)
+            if not count:
+                return b"", 0
+        block = data[start : start + count * stride]
+        _POS.pack_into(consumer, 0, cons + count * stride)
+        return block, count
 
     def close(self) -> None:
         """Unmap both regions (and their fd duplicates). Idempotent."""

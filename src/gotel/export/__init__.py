@@ -1,20 +1,23 @@
-"""Exporters behind one narrow interface: export(spans) -> bool, shutdown(); never raising."""
+"""Export: spans encoded as OTLP, queued, and sent by one exporter behind a narrow interface
+(export(request) -> ExportResult, shutdown(); never raising)."""
 
-from gotel.export.base import NoneExporter, SpanExporter
-from gotel.export.batching import BatchingExporter
+from gotel.export.base import ExportResult, NoneExporter, SpanExporter
 from gotel.export.factory import EXPORTER_KINDS, create_exporter
 from gotel.export.files import ConsoleExporter, JsonLinesExporter, format_span
-from gotel.export.otlp import OtlpExporter, SpanConverter
+from gotel.export.otlp import OtlpExporter
+from gotel.export.pipeline import ExportPipeline, PipelineLimits, SpanChunk
 from gotel.export.records import span_record
 
 __all__ = [
     "EXPORTER_KINDS",
-    "BatchingExporter",
     "ConsoleExporter",
+    "ExportPipeline",
+    "ExportResult",
     "JsonLinesExporter",
     "NoneExporter",
     "OtlpExporter",
-    "SpanConverter",
+    "PipelineLimits",
+    "SpanChunk",
     "SpanExporter",
     "create_exporter",
     "format_span",

@@ -1,33 +1,52 @@
-"""The exporter interface and what every exporter shares: results, not exceptions."""
+"""The exporter interface and what every exporter shares: results, not exceptions.
+
+Every exporter receives the same thing: one encoded OTLP ExportTraceServiceRequest. The OTLP
+exporter sends it as it is; the text exporters decode it. So the bytes a collector gets are
+the bytes `console` and `jsonl` show.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from gotel.trace.span import Span
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What became of one request. `retryable`: worth sending again later (the collector is
+    down or overloaded); `rejected`: spans a collector refused in a partial success."""
+
+    ok: bool
+    reason: str = ""
+    retryable: bool = False
+    rejected: int = 0
+    retry_after_s: float | None = None
+
+
+SUCCESS = ExportResult(True)
 
 
 @runtime_checkable
 class SpanExporter(Protocol):
-    """Sends finished spans somewhere. Telemetry must never crash the agent: no method raises."""
+    """Sends encoded requests somewhere. Telemetry must never crash the agent: nothing raises."""
 
-    def export(self, spans: Sequence[Span]) -> bool:
-        """Send one batch; False on failure (already logged, once per failure streak)."""
+    def export(self, request: bytes, spans: int, *, behind: bool = False) -> ExportResult:
+        """Send one ExportTraceServiceRequest holding `spans` spans. `behind`: the queue is
+        backing up (an exporter may trade CPU for bandwidth, e.g. compress)."""
         ...
 
     def shutdown(self) -> None:
-        """Flush what is buffered and release connections and files."""
+        """Release connections and files."""
         ...
 
 
 class NoneExporter:
-    """`--exporter none`: spans are assembled (and counted) but go nowhere."""
+    """`--exporter none`: spans are made, encoded and counted, but go nowhere."""
 
-    def export(self, spans: Sequence[Span]) -> bool:
-        return True
+    def export(self, request: bytes, spans: int, *, behind: bool = False) -> ExportResult:
+        return SUCCESS
 
     def shutdown(self) -> None:
         pass
@@ -52,18 +71,21 @@ class FailureStreak:
     def failing(self) -> bool:
         return self._streak_batches > 0
 
-    def failure(self, reason: str, spans: int) -> None:
+    def failure(self, reason: str, spans: int, *, lost: bool = True) -> None:
+        """One failed attempt; `lost`: its spans are gone (not kept for a retry)."""
         with self._lock:
             first = self._streak_batches == 0
             self._streak_batches += 1
-            self._streak_spans += spans
-            self.failed_spans += spans
+            if lost:
+                self._streak_spans += spans
+                self.failed_spans += spans
         if first:
             self._log.warning(
-                "%s: export failed, %d span(s) lost: %s (further failures are not logged until "
+                "%s: export failed (%d span(s) %s): %s (further failures are not logged until "
                 "an export succeeds)",
                 self._what,
                 spans,
+                "lost" if lost else "kept for retry",
                 reason,
             )
 
@@ -74,7 +96,7 @@ class FailureStreak:
             batches, spans = self._streak_batches, self._streak_spans
             self._streak_batches = self._streak_spans = 0
         self._log.info(
-            "%s: export recovered after %d failed batch(es), %d span(s) lost",
+            "%s: export recovered after %d failed attempt(s), %d span(s) lost",
             self._what,
             batches,
             spans,

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import TextIO
 
 from gotel.errors import GotelError
 from gotel.export.base import NoneExporter, SpanExporter
@@ -17,7 +16,6 @@ EXPORTER_KINDS = ("otlp", "console", "jsonl", "none")
 def create_exporter(
     kind: str,
     *,
-    resource: Mapping[str, Any],
     output: str | None = None,
     stream: TextIO | None = None,
 ) -> SpanExporter:
@@ -30,11 +28,11 @@ def create_exporter(
     name = kind.strip().lower()
     out = sys.stdout if stream is None else stream
     if name == "otlp":
-        return OtlpExporter(resource)
+        return OtlpExporter()
     if name == "console":
         return ConsoleExporter(out)
     if name == "jsonl":
-        return JsonLinesExporter(resource, output, out)
+        return JsonLinesExporter(output, out)
     if name == "none":
         return NoneExporter()
     raise GotelError(f"unknown exporter {kind!r} (expected otlp, console, jsonl or none)")

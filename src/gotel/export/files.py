@@ -9,7 +9,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from gotel.errors import GotelError
-from gotel.export.base import FailureStreak
+from gotel.export.base import SUCCESS, ExportResult
+from gotel.export.otlp_decode import decode_request
 from gotel.export.records import span_record
 from gotel.trace.span import Span
 
@@ -17,38 +18,32 @@ logger = logging.getLogger(__name__)
 
 
 class _TextExporter:
-    """Writes whole batches to a text stream under a lock; failures are results, not raises."""
+    """Decodes each request and writes it in one piece under a lock; failures are results."""
 
     def __init__(self, stream: TextIO, what: str, *, owns_stream: bool) -> None:
         self._stream = stream
         self._owns_stream = owns_stream
         self._lock = threading.Lock()
-        self._failures = FailureStreak(what, logger)
+        self.what = what
         self._closed = False
 
-    def _render(self, spans: Sequence[Span]) -> str:
+    def _render(self, resource: Mapping[str, Any], spans: Sequence[Span]) -> str:
         raise NotImplementedError
 
-    @property
-    def failed_spans(self) -> int:
-        return self._failures.failed_spans
-
-    def export(self, spans: Sequence[Span]) -> bool:
+    def export(self, request: bytes, spans: int, *, behind: bool = False) -> ExportResult:
         if not spans:
-            return True
+            return SUCCESS
         try:
-            text = self._render(spans)
+            text = "".join(self._render(res, found) for res, found in decode_request(request))
             with self._lock:
                 if self._closed:
-                    return False
+                    return ExportResult(False, "exporter shut down")
                 # One write per batch: with O_APPEND, lines from two exporters do not interleave.
                 self._stream.write(text)
                 self._stream.flush()
         except Exception as exc:  # a closed pipe or a full disk must not stop the agent
-            self._failures.failure(f"{type(exc).__name__}: {exc}", len(spans))
-            return False
-        self._failures.success()
-        return True
+            return ExportResult(False, f"{type(exc).__name__}: {exc}")
+        return SUCCESS
 
     def shutdown(self) -> None:
         with self._lock:
@@ -67,8 +62,7 @@ class _TextExporter:
 class JsonLinesExporter(_TextExporter):
     """One JSON object per span per line (schema: gotel.export.records.span_record)."""
 
-    def __init__(self, resource: Mapping[str, Any], output: str | None, stream: TextIO) -> None:
-        self._resource = dict(resource)
+    def __init__(self, output: str | None, stream: TextIO) -> None:
         if output is None:
             super().__init__(stream, "jsonl <stdout>", owns_stream=False)
             return
@@ -79,10 +73,9 @@ class JsonLinesExporter(_TextExporter):
             raise GotelError(f"jsonl output {output}: cannot open ({exc.strerror})") from exc
         super().__init__(file, f"jsonl {output}", owns_stream=True)
 
-    def _render(self, spans: Sequence[Span]) -> str:
+    def _render(self, resource: Mapping[str, Any], spans: Sequence[Span]) -> str:
         return "".join(
-            json.dumps(span_record(span, self._resource), ensure_ascii=False) + "\n"
-            for span in spans
+            json.dumps(span_record(span, resource), ensure_ascii=False) + "\n" for span in spans
         )
 
 
@@ -121,5 +114,5 @@ class ConsoleExporter(_TextExporter):
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream, "console", owns_stream=False)
 
-    def _render(self, spans: Sequence[Span]) -> str:
+    def _render(self, resource: Mapping[str, Any], spans: Sequence[Span]) -> str:
         return "".join(format_span(span) for span in spans)

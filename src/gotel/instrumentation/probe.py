@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gotel.trace import BootClock, Span
+from gotel.trace import SpanData
 
 STD = "std"  # the standard library's "module": its version is the Go version
 
@@ -52,7 +52,9 @@ class Probe:
     hooks: tuple[Hook, ...]
     fields: tuple[StructField, ...]
     event: str  # C struct name of the event the object emits
-    to_span: Callable[[Event, BootClock], Span | None]
+    # What span an event makes (None: none); ids and times come from its span fields.
+    describe: Callable[[Event], SpanData | None]
+    scope: str  # instrumentation scope of its spans, e.g. "gotel/net/http"
     min_go: str = "1.21"
     # How trace context crosses the process boundary, for `gotel inspect`.
     context_in: str = ""  # e.g. "traceparent request header (read-only)"

@@ -2,6 +2,13 @@
 
 from gotel.trace.clock import BootClock
 from gotel.trace.resource import build_resource, parse_resource_attributes
-from gotel.trace.span import Span, SpanKind
+from gotel.trace.span import Span, SpanData, SpanKind
 
-__all__ = ["BootClock", "Span", "SpanKind", "build_resource", "parse_resource_attributes"]
+__all__ = [
+    "BootClock",
+    "Span",
+    "SpanData",
+    "SpanKind",
+    "build_resource",
+    "parse_resource_attributes",
+]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 AttributeValue = str | int | float | bool
 
@@ -19,6 +20,19 @@ class SpanKind(enum.IntEnum):
     CLIENT = 3
     PRODUCER = 4
     CONSUMER = 5
+
+
+class SpanData(NamedTuple):
+    """What a probe says about one event: the span's name, kind, attributes and status.
+
+    Its identity (ids, parent, flags) and its times come from the event's span fields, which
+    every probe's event carries (gotel.instrumentation.events.SPAN_FIELDS)."""
+
+    name: str
+    kind: SpanKind
+    attributes: dict[str, AttributeValue]
+    error: bool = False
+    status_message: str = ""
 
 
 @dataclass(slots=True)

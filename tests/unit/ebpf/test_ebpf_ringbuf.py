@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from ebpf_testing import LoopProcess
 
-from gotel.ebpf import BpfObject, Link, RingBuffer
+from gotel.ebpf import HEADER_SIZE, BpfObject, Link, RingBuffer, record_stride
 from gotel.errors import GotelError
 
 SMALL_RING = 4096
@@ -172,3 +172,40 @@ def test_drain_cpu_per_event(
             f"\n[ebpf] drain: {drain_ns / events:.0f} ns CPU/event, "
             f"decode: {decode_ns / events:.0f} ns CPU/event ({events} events of 72 bytes)"
         )
+
+
+def test_drain_block_copies_the_records_drain_would(obj: BpfObject, loop: LoopProcess) -> None:
+    obj.set_max_entries("events", SMALL_RING)
+    obj.set_constants({"multiplier": 3, "tag_text": b"ring"})
+    obj.load()
+    ring = obj.ring_buffer("events")
+    attach(obj, loop)
+    size = obj.struct_layout("event").size
+    stride = record_stride(size)
+    assert stride == RECORD
+    for r in range(30):  # wraps: blocks straddle the end of the ring
+        loop.call(40, 1000 * r)
+        block, count = ring.drain_block(size)
+        assert count == 40 and len(block) == 40 * stride
+        records = [block[i * stride + HEADER_SIZE :][:size] for i in range(count)]
+        check_records(obj, records, 1000 * r)
+        assert ring.drain_block(size) == (b"", 0) and ring.pending() == 0
+
+
+def test_drain_block_stops_where_records_differ(obj: BpfObject, loop: LoopProcess) -> None:
+    obj.set_max_entries("events", SMALL_RING)
+    obj.set_constants({"discard_odd": 1})
+    obj.load()
+    ring = obj.ring_buffer("events")
+    attach(obj, loop)
+    size = obj.struct_layout("event").size
+    loop.call(4, 10)  # 10 kept, 11 discarded, 12 kept, 13 discarded
+    _, count = ring.drain_block(size)
+    assert count == 1  # 10, then a discarded record ends the run
+    assert ring.drain_block(size) == (b"", 0)
+    decode = obj.struct_layout("event").decoder()
+    assert [decode(r)["arg"] for r in ring.drain(limit=1)] == [12]  # drain() skips discards
+    assert ring.drain_block(size, limit=5) == (b"", 0)  # 13 is discarded too
+    ring.drain()
+    assert ring.pending() == 0
+    assert ring.drain_block(size + 8) == (b"", 0)  # nothing of another size waits either

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+import gotel
+from gotel.export.otlp_encode import encode_request
 from gotel.trace.span import Span, SpanKind
 
 # tests/otlp_receiver.py is a script as well as a helper module; make it importable.
@@ -57,3 +59,17 @@ def make_span() -> MakeSpan:
         return Span(**fields)
 
     return factory
+
+
+Encode = Callable[..., bytes]
+RESOURCE = {"service.name": "shop", "process.pid": 4242}
+
+
+@pytest.fixture
+def encode() -> Encode:
+    """Spans -> the ExportTraceServiceRequest every exporter receives."""
+
+    def request(spans: list[Span], resource: dict[str, Any] | None = None) -> bytes:
+        return encode_request(RESOURCE if resource is None else resource, spans, gotel.__version__)
+
+    return request

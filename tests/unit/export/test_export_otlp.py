@@ -9,15 +9,22 @@ import time
 from collections.abc import Callable
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTracePartialSuccess,
+    ExportTraceServiceResponse,
+)
 
 import gotel
 from gotel.errors import GotelError
 from gotel.export import OtlpExporter, create_exporter, span_record
+from gotel.export.otlp import parse_response
+from gotel.export.otlp_config import parse_headers, resolve_settings
 from gotel.trace.resource import build_resource
 from gotel.trace.span import Span, SpanKind
 from otlp_receiver import Receiver
 
 MakeSpan = Callable[..., Span]
+Encode = Callable[..., bytes]
 
 EVERY_TYPE = {
     "http.request.method": "GET",
@@ -60,7 +67,7 @@ def _expected(span, resource, transport: str) -> dict:
     }
 
 
-@pytest.mark.parametrize("compression", ["none", "gzip"])
+@pytest.mark.parametrize("compression", ["none", "gzip", "adaptive"])
 @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
 def test_spans_arrive_byte_exact(
     protocol: str,
@@ -68,9 +75,11 @@ def test_spans_arrive_byte_exact(
     receiver: Receiver,
     monkeypatch: pytest.MonkeyPatch,
     make_span: MakeSpan,
+    encode: Encode,
 ) -> None:
     _use(monkeypatch, receiver.otlp_env(protocol))
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", compression)
+    if compression != "adaptive":
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", compression)
     resource = _resource()
     # Leading zero bytes: an int round trip that drops them would show here.
     trace_id = b"\x00\x00\x00\x01" + os.urandom(12)
@@ -98,13 +107,15 @@ def test_spans_arrive_byte_exact(
     )
     root = make_span(name="job", trace_id=trace_id, parent_span_id=bytes(8))  # all-zero parent
 
-    exporter = create_exporter("otlp", resource=resource)
+    exporter = create_exporter("otlp")
     assert isinstance(exporter, OtlpExporter)
     assert exporter.protocol == protocol
     try:
-        assert exporter.export([server, client, root]) is True
+        # behind=True: under "adaptive" the exporter compresses, as when the queue backs up.
+        result = exporter.export(encode([server, client, root], resource), 3, behind=True)
     finally:
         exporter.shutdown()
+    assert result.ok, result.reason
 
     transport = "grpc" if protocol == "grpc" else "http"
     got = {s["span_id"]: s for s in receiver.spans(wait_for=3, trace_id=trace_id.hex())}
@@ -124,121 +135,103 @@ def test_spans_arrive_byte_exact(
 
 
 def test_int_beyond_int64_is_sent_as_string(
-    receiver: Receiver, monkeypatch: pytest.MonkeyPatch, make_span: MakeSpan
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch, make_span: MakeSpan, encode: Encode
 ) -> None:
     _use(monkeypatch, receiver.otlp_env("http/protobuf"))
     span = make_span(attributes={"big": 2**64, "ok": 1})
-    exporter = create_exporter("otlp", resource=_resource())
-    assert exporter.export([span]) is True
+    exporter = create_exporter("otlp")
+    assert exporter.export(encode([span]), 1).ok
     exporter.shutdown()
     [got] = receiver.spans(trace_id=span.trace_id.hex())
     assert got["attributes"] == {"big": str(2**64), "ok": 1}
 
 
-def test_invalid_span_ids_are_dropped_not_the_batch(
-    receiver: Receiver,
-    monkeypatch: pytest.MonkeyPatch,
-    make_span: MakeSpan,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    _use(monkeypatch, receiver.otlp_env("grpc"))
-    good = make_span(name="good")
-    bad = [make_span(name="short", trace_id=b"\x01" * 8), make_span(name="zero", span_id=bytes(8))]
-    exporter = OtlpExporter(_resource())
-    with caplog.at_level(logging.WARNING):
-        assert exporter.export([*bad, good]) is True
-    exporter.shutdown()
-    assert exporter.invalid_spans == 2
-    assert len(caplog.records) == 1  # reported once
-    assert [s["name"] for s in receiver.spans(trace_id=good.trace_id.hex())] == ["good"]
-
-
 @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
-def test_collector_down_returns_false_and_logs_once(
-    protocol: str,
-    monkeypatch: pytest.MonkeyPatch,
-    make_span: MakeSpan,
-    caplog: pytest.LogCaptureFixture,
+def test_collector_down_is_a_retryable_result_with_its_cause(
+    protocol: str, monkeypatch: pytest.MonkeyPatch, make_span: MakeSpan, encode: Encode
 ) -> None:
     port = _free_port()  # closed again: nobody listens there
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "300")  # milliseconds
-    exporter = create_exporter("otlp", resource=_resource())
-    caplog.set_level(logging.INFO)
+    exporter = create_exporter("otlp")
     started = time.monotonic()
-    results = [exporter.export([make_span()]) for _ in range(3)]
+    results = [exporter.export(encode([make_span()]), 1) for _ in range(3)]
     elapsed = time.monotonic() - started
     exporter.shutdown()
 
-    assert results == [False, False, False]
     assert elapsed < 5, "the timeout is 300 ms per export"
-    lines = [r for r in caplog.records if r.levelno >= logging.INFO]
-    assert len(lines) == 1, [r.getMessage() for r in lines]
-    message = lines[0].getMessage()
-    assert lines[0].levelno == logging.WARNING
-    assert "export failed" in message
-    assert str(port) in message
-    assert "connection refused" in message.lower()  # the cause, not just "failed"
-    assert exporter.failed_spans == 3
+    for result in results:
+        assert not result.ok and result.retryable
+        text = result.reason.lower()
+        assert "refused" in text or "unavailable" in text, result.reason
 
 
-def test_http_error_status_is_the_reason(
-    receiver: Receiver,
-    monkeypatch: pytest.MonkeyPatch,
-    make_span: MakeSpan,
-    caplog: pytest.LogCaptureFixture,
+def test_http_error_status_is_the_reason_and_not_retried(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch, make_span: MakeSpan, encode: Encode
 ) -> None:
     # The signal-specific endpoint is used as is (no /v1/traces appended): a wrong path 404s.
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"{receiver.http_endpoint}/wrong")
-    exporter = OtlpExporter(_resource())
-    with caplog.at_level(logging.INFO):
-        assert exporter.export([make_span()]) is False
+    exporter = OtlpExporter()
+    result = exporter.export(encode([make_span()]), 1)
     exporter.shutdown()
-    assert len(caplog.records) == 1
-    assert "HTTP 404" in caplog.records[0].getMessage()
+    assert not result.ok and not result.retryable
+    assert result.reason.startswith("HTTP 404")
 
 
-def test_recovery_is_logged(
-    receiver: Receiver,
-    monkeypatch: pytest.MonkeyPatch,
-    make_span: MakeSpan,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    _use(monkeypatch, receiver.otlp_env("http/protobuf"))
-    exporter = OtlpExporter(_resource())
-    caplog.set_level(logging.INFO)
-
-    # A failure streak that ends: force the inner exporter to fail once.
-    def boom(spans: object) -> None:
-        raise RuntimeError("boom")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(exporter._inner, "export", boom)
-        assert exporter.export([make_span()]) is False
-    assert exporter.export([make_span()]) is True
-    exporter.shutdown()
-    messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
-    assert len(messages) == 2
-    assert "RuntimeError: boom" in messages[0]
-    assert "recovered after 1 failed batch(es), 1 span(s) lost" in messages[1]
+def test_partial_success_is_read() -> None:
+    answer = ExportTraceServiceResponse(
+        partial_success=ExportTracePartialSuccess(rejected_spans=3, error_message="too old")
+    ).SerializeToString()
+    assert parse_response(answer) == (3, "too old")
+    assert parse_response(b"") == (0, "")
+    assert parse_response(b"\xff") == (0, "")  # garbage is not a partial success
 
 
 def test_protocol_and_timeout_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc")  # signal-specific wins
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "2500")
-    exporter = OtlpExporter(_resource())
-    assert (exporter.protocol, exporter.timeout_s) == ("grpc", 2.5)
+    exporter = OtlpExporter()
+    assert (exporter.protocol, exporter.settings.timeout_s) == ("grpc", 2.5)
     exporter.shutdown()
 
 
-def test_default_protocol_is_http_protobuf() -> None:
-    exporter = OtlpExporter(_resource())
+def test_defaults() -> None:
+    exporter = OtlpExporter()
     assert exporter.protocol == "http/protobuf"
-    assert exporter.timeout_s == 10.0
+    assert exporter.settings.timeout_s == 10.0
     assert exporter.endpoint == "http://localhost:4318/v1/traces"
+    assert exporter.settings.compression == "adaptive"
     exporter.shutdown()
+    grpc = resolve_settings({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
+    assert (grpc.endpoint, grpc.insecure) == ("http://localhost:4317", True)
+
+
+def test_endpoints_and_tls_as_the_specification_says() -> None:
+    http = resolve_settings({"OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector:4318/"})
+    assert http.endpoint == "https://collector:4318/v1/traces" and http.tls
+    signal = resolve_settings(
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://ignored:1",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:9999/custom",
+        }
+    )
+    assert signal.endpoint == "http://collector:9999/custom" and not signal.tls
+    bare = {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4317"}
+    assert resolve_settings(bare).tls  # a bare host:port is TLS unless told otherwise
+    bare["OTEL_EXPORTER_OTLP_INSECURE"] = "true"
+    assert not resolve_settings(bare).tls
+
+
+def test_headers_are_parsed_and_checked() -> None:
+    raw = "api-key=s%3Dcret, X-Tenant = blue ,"
+    assert parse_headers(raw, "V") == {"api-key": "s=cret", "x-tenant": "blue"}
+    env = {"OTEL_EXPORTER_OTLP_HEADERS": "a=1,b=2", "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "b=3"}
+    assert resolve_settings(env).headers == {"a": "1", "b": "3"}
+    for bad in ("novalue", "=x", "a b=1", "k=line%0Abreak"):
+        with pytest.raises(GotelError, match="OTEL_EXPORTER_OTLP_HEADERS"):
+            resolve_settings({"OTEL_EXPORTER_OTLP_HEADERS": bad})
 
 
 @pytest.mark.parametrize(
@@ -247,6 +240,9 @@ def test_default_protocol_is_http_protobuf() -> None:
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", "http/json"),
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon", "milliseconds"),
         ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "0", "milliseconds"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd", "gzip or none"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://collector", "http"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:port", "http"),
     ],
 )
 def test_bad_settings_are_gotel_errors(
@@ -254,7 +250,7 @@ def test_bad_settings_are_gotel_errors(
 ) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(GotelError, match=fragment):
-        OtlpExporter(_resource())
+        OtlpExporter()
 
 
 def test_timeout_in_seconds_by_mistake_is_warned(
@@ -262,14 +258,14 @@ def test_timeout_in_seconds_by_mistake_is_warned(
 ) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "10")
     with caplog.at_level(logging.WARNING):
-        exporter = OtlpExporter(_resource())
+        exporter = OtlpExporter()
     exporter.shutdown()
-    assert exporter.timeout_s == 0.01
+    assert exporter.settings.timeout_s == 0.01
     assert "read as milliseconds" in caplog.text
 
 
-def test_export_after_shutdown_returns_false(make_span: MakeSpan) -> None:
-    exporter = OtlpExporter(_resource())
+def test_export_after_shutdown_is_a_failure(make_span: MakeSpan, encode: Encode) -> None:
+    exporter = OtlpExporter()
     exporter.shutdown()
     exporter.shutdown()  # idempotent
-    assert exporter.export([make_span()]) is False
+    assert not exporter.export(encode([make_span()]), 1).ok

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +20,8 @@ from gotel.export import (
 from gotel.trace.span import Span, SpanKind
 
 MakeSpan = Callable[..., Span]
-RESOURCE = {"service.name": "shop", "process.pid": 4242}
+Encode = Callable[..., bytes]
+RESOURCE = {"service.name": "shop", "process.pid": 4242}  # as conftest's encode() uses
 JSONL_KEYS = {
     "name",
     "kind",
@@ -58,12 +58,12 @@ def _pair(make_span: MakeSpan) -> tuple[Span, Span]:
     return parent, child
 
 
-def test_jsonl_to_file(tmp_path: Path, make_span: MakeSpan) -> None:
+def test_jsonl_to_file(tmp_path: Path, make_span: MakeSpan, encode: Encode) -> None:
     out = tmp_path / "spans.jsonl"
     parent, child = _pair(make_span)
-    exporter = create_exporter("jsonl", resource=RESOURCE, output=str(out))
-    assert exporter.export([parent]) is True
-    assert exporter.export([child]) is True
+    exporter = create_exporter("jsonl", output=str(out))
+    assert exporter.export(encode([parent]), 1).ok
+    assert exporter.export(encode([child]), 1).ok
     exporter.shutdown()
 
     lines = out.read_text().splitlines()
@@ -91,18 +91,20 @@ def test_jsonl_to_file(tmp_path: Path, make_span: MakeSpan) -> None:
     assert second["attributes"] == {"db.system.name": "postgresql", "ratio": 0.25}
 
 
-def test_jsonl_appends(tmp_path: Path, make_span: MakeSpan) -> None:
+def test_jsonl_appends(tmp_path: Path, make_span: MakeSpan, encode: Encode) -> None:
     out = tmp_path / "spans.jsonl"
     for _ in range(2):
-        exporter = create_exporter("jsonl", resource=RESOURCE, output=str(out))
-        exporter.export([make_span()])
+        exporter = create_exporter("jsonl", output=str(out))
+        exporter.export(encode([make_span()]), 1)
         exporter.shutdown()
     assert len(out.read_text().splitlines()) == 2
 
 
-def test_jsonl_to_stdout(capsys: pytest.CaptureFixture[str], make_span: MakeSpan) -> None:
-    exporter = create_exporter("jsonl", resource=RESOURCE)
-    exporter.export([make_span(name="a"), make_span(name="b")])
+def test_jsonl_to_stdout(
+    capsys: pytest.CaptureFixture[str], make_span: MakeSpan, encode: Encode
+) -> None:
+    exporter = create_exporter("jsonl")
+    exporter.export(encode([make_span(name="a"), make_span(name="b")]), 2)
     exporter.shutdown()
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["name"] for r in records] == ["a", "b"]
@@ -110,14 +112,14 @@ def test_jsonl_to_stdout(capsys: pytest.CaptureFixture[str], make_span: MakeSpan
 
 def test_jsonl_unwritable_output_is_a_gotel_error(tmp_path: Path) -> None:
     with pytest.raises(GotelError, match="cannot open"):
-        create_exporter("jsonl", resource=RESOURCE, output=str(tmp_path / "missing" / "x.jsonl"))
+        create_exporter("jsonl", output=str(tmp_path / "missing" / "x.jsonl"))
 
 
-def test_console_is_readable(make_span: MakeSpan) -> None:
+def test_console_is_readable(make_span: MakeSpan, encode: Encode) -> None:
     stream = io.StringIO()
     parent, child = _pair(make_span)
-    exporter = create_exporter("console", resource=RESOURCE, stream=stream)
-    assert exporter.export([parent, child]) is True
+    exporter = create_exporter("console", stream=stream)
+    assert exporter.export(encode([parent, child]), 2).ok
     exporter.shutdown()
     text = stream.getvalue()
     first, second = text.strip().split("\n\n")
@@ -145,22 +147,17 @@ class _BrokenStream(io.StringIO):
         raise BrokenPipeError("reader went away")
 
 
-def test_write_failure_returns_false_and_logs_once(
-    make_span: MakeSpan, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_write_failure_is_a_result_not_a_raise(make_span: MakeSpan, encode: Encode) -> None:
     exporter = ConsoleExporter(_BrokenStream())
-    with caplog.at_level(logging.INFO):
-        assert exporter.export([make_span()]) is False
-        assert exporter.export([make_span()]) is False
-    assert len(caplog.records) == 1
-    assert "BrokenPipeError" in caplog.records[0].getMessage()
-    assert exporter.failed_spans == 2
+    result = exporter.export(encode([make_span()]), 1)
+    assert not result.ok and not result.retryable
+    assert "BrokenPipeError: reader went away" in result.reason
 
 
 def test_factory_kinds(tmp_path: Path) -> None:
-    assert isinstance(create_exporter(" None ", resource=RESOURCE), NoneExporter)
-    assert isinstance(create_exporter("console", resource=RESOURCE), ConsoleExporter)
-    jsonl = create_exporter("JSONL", resource=RESOURCE, output=str(tmp_path / "x"))
+    assert isinstance(create_exporter(" None "), NoneExporter)
+    assert isinstance(create_exporter("console"), ConsoleExporter)
+    jsonl = create_exporter("JSONL", output=str(tmp_path / "x"))
     assert isinstance(jsonl, JsonLinesExporter)
     jsonl.shutdown()
     for exporter in (NoneExporter(), jsonl):
@@ -169,5 +166,5 @@ def test_factory_kinds(tmp_path: Path) -> None:
 
 def test_factory_unknown_kind() -> None:
     with pytest.raises(GotelError) as raised:
-        create_exporter("zipkin", resource=RESOURCE)
+        create_exporter("zipkin")
     assert str(raised.value) == "unknown exporter 'zipkin' (expected otlp, console, jsonl or none)"

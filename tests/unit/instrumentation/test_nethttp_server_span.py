@@ -6,6 +6,7 @@ import struct
 import time
 
 import pytest
+from probe_testing import span_from
 
 from gotel.ebpf import BpfObject
 from gotel.instrumentation.nethttp.probe import SERVER
@@ -45,7 +46,7 @@ def event(layout, **overrides):
         remote_addr="10.1.2.3:5555",
     )
     values.update(overrides)
-    return layout.decoder()(pack(layout, **values))
+    return pack(layout, **values)
 
 
 def test_layout_has_the_fields_the_decoder_needs(layout):
@@ -57,7 +58,7 @@ def test_layout_has_the_fields_the_decoder_needs(layout):
 
 def test_full_server_span(layout):
     clock = BootClock()
-    span = SERVER.to_span(event(layout, query="a=1"), clock)
+    span = span_from(SERVER, event(layout, query="a=1"), clock)
     assert span.name == "GET /hello/{id}"
     assert span.kind == SpanKind.SERVER
     assert span.trace_id == bytes(range(1, 17))
@@ -84,10 +85,10 @@ def test_full_server_span(layout):
 
 def test_error_only_for_5xx_and_other_methods(layout):
     clock = BootClock()
-    assert SERVER.to_span(event(layout, status=503), clock).error
-    assert SERVER.to_span(event(layout, status=503), clock).attributes["error.type"] == "503"
-    assert not SERVER.to_span(event(layout, status=404), clock).error
-    other = SERVER.to_span(event(layout, method="PURGE", route=""), clock)
+    assert span_from(SERVER, event(layout, status=503), clock).error
+    assert span_from(SERVER, event(layout, status=503), clock).attributes["error.type"] == "503"
+    assert not span_from(SERVER, event(layout, status=404), clock).error
+    other = span_from(SERVER, event(layout, method="PURGE", route=""), clock)
     assert other.name == "HTTP"
     assert other.attributes["http.request.method"] == "_OTHER"
     assert other.attributes["http.request.method_original"] == "PURGE"
@@ -95,13 +96,13 @@ def test_error_only_for_5xx_and_other_methods(layout):
 
 def test_truncation_is_reported(layout):
     long_path = "/" + "p" * 400
-    span = SERVER.to_span(event(layout, path=long_path), BootClock())
+    span = span_from(SERVER, event(layout, path=long_path), BootClock())
     assert span.attributes["url.path"] == long_path[: layout.fields["path"].size]
     assert span.attributes["gotel.truncated"] == "url.path"
 
 
 def test_http2_and_tls(layout):
-    span = SERVER.to_span(event(layout, proto_major=2, proto_minor=0, tls=1), BootClock())
+    span = span_from(SERVER, event(layout, proto_major=2, proto_minor=0, tls=1), BootClock())
     assert span.attributes["network.protocol.version"] == "2"
     assert span.attributes["url.scheme"] == "https"
 

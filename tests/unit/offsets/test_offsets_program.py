@@ -23,7 +23,8 @@ from gotel.offsets.scan import GoRunner, Job, _values, build_lister, find_go, sc
 
 def fake_probe(*fields: StructField, min_go: str = "1.21", module: str = STD) -> Probe:
     return Probe(name="fake", module=module, bpf_object=Path("/nonexistent.bpf.o"), hooks=(),
-                 fields=fields, event="fake_event", to_span=lambda _e, _c: None, min_go=min_go)
+                 fields=fields, event="fake_event", describe=lambda _e: None, scope="test",
+                 min_go=min_go)
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ GRPC = "google.golang.org/grpc"
 
 def fake_probe(*fields: StructField, module: str = STD) -> Probe:
     return Probe(name="fake", module=module, bpf_object=Path("/nonexistent.bpf.o"), hooks=(),
-                 fields=fields, event="fake_event", to_span=lambda _e, _c: None)
+                 fields=fields, event="fake_event", describe=lambda _e: None, scope="test")
 
 
 PROBES = [

@@ -6,7 +6,7 @@ import ipaddress
 from collections.abc import Mapping
 
 from gotel.instrumentation.common import CONTEXT_FIELDS, GOROUTINE_FIELDS
-from gotel.instrumentation.decode import span_from_event, split_host_port, text
+from gotel.instrumentation.decode import split_host_port
 from gotel.instrumentation.grpc.semconv import (
     CANCELLED,
     OK,
@@ -17,7 +17,7 @@ from gotel.instrumentation.grpc.semconv import (
     target_address,
 )
 from gotel.instrumentation.probe import Event, Hook, Probe, StructField, object_path
-from gotel.trace import BootClock, Span, SpanKind
+from gotel.trace import SpanData, SpanKind
 
 MODULE = "google.golang.org/grpc"
 SCOPE = "gotel/google.golang.org/grpc"
@@ -105,13 +105,12 @@ def _ip(raw: bytes, length: int) -> str | None:
     return None
 
 
-def server_span(event: Event, clock: BootClock) -> Span:
-    full_method, _ = text(event, "method")
-    name, attrs = method_attributes(full_method)
-    source = int(event["status_source"])
+def server_span(event: Event) -> SpanData:
+    name, attrs = method_attributes(event["method"])
+    source = event["status_source"]
     code: int | None = None
     if source == STATUS_READ:
-        code = int(event["status_code"])
+        code = event["status_code"]
     elif event["http2_transport"]:
         # grpc's transport writes every status it is given, unless the stream is already
         # gone: the client reset it or the connection closed first.
@@ -119,33 +118,24 @@ def server_span(event: Event, clock: BootClock) -> Span:
     if code is not None:  # None: served through ServeHTTP, whose status gotel does not read
         attrs["rpc.grpc.status_code"] = code
 
-    host, port = split_host_port(text(event, "authority")[0])
-    local = _ip(bytes(event["local_ip"]), int(event["local_ip_len"]))
+    host, port = split_host_port(event["authority"])
+    local = _ip(event["local_ip"], event["local_ip_len"])
     if not host and local:  # no :authority: the address the connection reached
-        host, port = local, int(event["local_port"]) or None
+        host, port = local, event["local_port"] or None
     if host:
         attrs["server.address"] = host
     if port:
         attrs["server.port"] = port
-    peer = _ip(bytes(event["peer_ip"]), int(event["peer_ip_len"]))
+    peer = _ip(event["peer_ip"], event["peer_ip_len"])
     if peer:
         attrs["network.peer.address"] = peer
         if event["peer_port"]:
-            attrs["network.peer.port"] = int(event["peer_port"])
+            attrs["network.peer.port"] = event["peer_port"]
 
     message = ""
     if code is not None and code in SERVER_ERROR_CODES:
         message = attrs["error.type"] = code_name(code)
-    return span_from_event(
-        event,
-        clock,
-        name=name,
-        kind=SpanKind.SERVER,
-        attributes=attrs,
-        error=bool(message),
-        status_message=message,
-        scope=SCOPE,
-    )
+    return SpanData(name, SpanKind.SERVER, attrs, bool(message), message)
 
 
 SERVER = Probe(
@@ -169,7 +159,8 @@ SERVER = Probe(
     ),
     fields=SERVER_FIELDS,
     event="grpc_server_event",
-    to_span=server_span,
+    describe=server_span,
+    scope=SCOPE,
     features=_server_features,
     context_in="traceparent metadata (read-only, from the HEADERS frame fields)",
 )
@@ -204,18 +195,17 @@ CLIENT_FIELDS = (
 )
 
 
-def client_span(event: Event, clock: BootClock) -> Span:
-    full_method, _ = text(event, "method")
-    name, attrs = method_attributes(full_method)
-    source = int(event["status_source"])
+def client_span(event: Event) -> SpanData:
+    name, attrs = method_attributes(event["method"])
+    source = event["status_source"]
     if source == STATUS_OK:
         code = OK
     elif source == STATUS_READ:
-        code = int(event["status_code"])
+        code = event["status_code"]
     else:  # an error that carries no gRPC status: grpc's status.Code says Unknown
         code = UNKNOWN
     attrs["rpc.grpc.status_code"] = code
-    host, port = target_address(text(event, "target")[0])
+    host, port = target_address(event["target"])
     if host:
         attrs["server.address"] = host
     if port:
@@ -225,17 +215,8 @@ def client_span(event: Event, clock: BootClock) -> Span:
     message = ""
     if error:
         attrs["error.type"] = code_name(code) if source == STATUS_READ else "_OTHER"
-        message = text(event, "message")[0] or code_name(code)
-    return span_from_event(
-        event,
-        clock,
-        name=name,
-        kind=SpanKind.CLIENT,
-        attributes=attrs,
-        error=error,
-        status_message=message,
-        scope=SCOPE,
-    )
+        message = event["message"] or code_name(code)
+    return SpanData(name, SpanKind.CLIENT, attrs, error, message)
 
 
 CLIENT = Probe(
@@ -266,7 +247,8 @@ CLIENT = Probe(
     ),
     fields=CLIENT_FIELDS,
     event="grpc_client_event",
-    to_span=client_span,
+    describe=client_span,
+    scope=SCOPE,
     context_out="traceparent appended to each new stream's HEADERS frame at the socket layer"
     " (cleartext HTTP/2)",
 )

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from gotel.instrumentation.common import CONTEXT_FIELDS, GOROUTINE_FIELDS
-from gotel.instrumentation.decode import span_from_event, split_host_port, text
+from gotel.instrumentation.decode import split_host_port
+from gotel.instrumentation.events import truncated
 from gotel.instrumentation.nethttp.semconv import (
     DEFAULT_PORTS,
     method_attributes,
@@ -14,7 +15,7 @@ from gotel.instrumentation.nethttp.semconv import (
     route_from_pattern,
 )
 from gotel.instrumentation.probe import STD, Event, Hook, Probe, StructField, object_path
-from gotel.trace import BootClock, Span, SpanKind
+from gotel.trace import SpanData, SpanKind
 
 SCOPE = "gotel/net/http"
 
@@ -89,58 +90,47 @@ def _server_features(offsets: Mapping[str, int]) -> dict[str, int]:
     return features
 
 
-def server_span(event: Event, clock: BootClock) -> Span:
-    method_raw, _ = text(event, "method")
-    method, attrs = method_attributes(method_raw)
-    truncated = []
-    path, cut = text(event, "path")
-    if cut:
-        truncated.append("url.path")
-    attrs["url.path"] = path
-    query, cut = text(event, "query")
+def server_span(event: Event) -> SpanData:
+    method, attrs = method_attributes(event["method"])
+    cut = []
+    attrs["url.path"] = event["path"]
+    if truncated(event, "path"):
+        cut.append("url.path")
+    query = event["query"]
     if query:
         attrs["url.query"] = query
-        if cut:
-            truncated.append("url.query")
+        if truncated(event, "query"):
+            cut.append("url.query")
     attrs["url.scheme"] = "https" if event["tls"] else "http"
 
-    pattern, _ = text(event, "route")
-    route = route_from_pattern(pattern)
+    route = route_from_pattern(event["route"])
     if route:
         attrs["http.route"] = route
 
-    status = int(event["status"]) or 200  # no WriteHeader: Go sends 200
+    status = event["status"] or 200  # no WriteHeader: Go sends 200
     attrs["http.response.status_code"] = status
 
-    host, port = split_host_port(text(event, "host")[0])
+    host, port = split_host_port(event["host"])
     if host:
         attrs["server.address"] = host
     if port:
         attrs["server.port"] = port
-    peer, peer_port = split_host_port(text(event, "remote_addr")[0])
+    peer, peer_port = split_host_port(event["remote_addr"])
     if peer:
         attrs["network.peer.address"] = peer
         attrs["client.address"] = peer
     if peer_port:
         attrs["network.peer.port"] = peer_port
-    version = protocol_version(int(event["proto_major"]), int(event["proto_minor"]))
+    version = protocol_version(event["proto_major"], event["proto_minor"])
     if version:
         attrs["network.protocol.version"] = version
-    if truncated:
-        attrs["gotel.truncated"] = ",".join(truncated)
+    if cut:
+        attrs["gotel.truncated"] = ",".join(cut)
 
     error = status >= 500
     if error:
         attrs["error.type"] = str(status)
-    return span_from_event(
-        event,
-        clock,
-        name=f"{method} {route}" if route else method,
-        kind=SpanKind.SERVER,
-        attributes=attrs,
-        error=error,
-        scope=SCOPE,
-    )
+    return SpanData(f"{method} {route}" if route else method, SpanKind.SERVER, attrs, error)
 
 
 SERVER = Probe(
@@ -156,7 +146,8 @@ SERVER = Probe(
     ),
     fields=SERVER_FIELDS,
     event="http_server_event",
-    to_span=server_span,
+    describe=server_span,
+    scope=SCOPE,
     features=_server_features,
     context_in="traceparent request header (read-only, from the header map)",
 )
@@ -178,18 +169,16 @@ CLIENT_FIELDS = (
 )
 
 
-def client_span(event: Event, clock: BootClock) -> Span:
-    method_raw, _ = text(event, "method")
-    method, attrs = method_attributes(method_raw)
-    scheme = text(event, "scheme")[0] or "http"
-    hostport = text(event, "host")[0]
-    path, path_cut = text(event, "path")
-    query, query_cut = text(event, "query")
+def client_span(event: Event) -> SpanData:
+    method, attrs = method_attributes(event["method"])
+    scheme = event["scheme"] or "http"
+    hostport = event["host"]
+    path, query = event["path"], event["query"]
     # Built from parts: userinfo never reaches url.full, secret query values are redacted.
     attrs["url.full"] = f"{scheme}://{hostport}{path}" + (
         f"?{redact_query(query)}" if query else ""
     )
-    if path_cut or query_cut:
+    if truncated(event, "path") or truncated(event, "query"):
         attrs["gotel.truncated"] = "url.full"
     host, port = split_host_port(hostport)
     if host:
@@ -197,10 +186,10 @@ def client_span(event: Event, clock: BootClock) -> Span:
     port = port or DEFAULT_PORTS.get(scheme)
     if port:
         attrs["server.port"] = port
-    status = int(event["status"])
+    status = event["status"]
     if status:
         attrs["http.response.status_code"] = status
-    version = protocol_version(int(event["proto_major"]), int(event["proto_minor"]))
+    version = protocol_version(event["proto_major"], event["proto_minor"])
     if version:
         attrs["network.protocol.version"] = version
     error = False
@@ -210,9 +199,7 @@ def client_span(event: Event, clock: BootClock) -> Span:
     elif status >= 400:
         error = True
         attrs["error.type"] = str(status)
-    return span_from_event(
-        event, clock, name=method, kind=SpanKind.CLIENT, attributes=attrs, error=error, scope=SCOPE
-    )
+    return SpanData(method, SpanKind.CLIENT, attrs, error)
 
 
 CLIENT = Probe(
@@ -229,7 +216,8 @@ CLIENT = Probe(
     ),
     fields=CLIENT_FIELDS,
     event="http_client_event",
-    to_span=client_span,
+    describe=client_span,
+    scope=SCOPE,
     context_out="traceparent inserted after the request line at the socket layer (HTTP/1)",
 )
 

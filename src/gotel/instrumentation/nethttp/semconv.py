@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import quote, unquote
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -47,12 +48,14 @@ def method_attributes(method: str) -> tuple[str, dict[str, str]]:
     return "HTTP", {"http.request.method": "_OTHER", "http.request.method_original": method}
 
 
+@functools.lru_cache(maxsize=64)
 def protocol_version(major: int, minor: int) -> str | None:
     if major <= 0:
         return None
     return str(major) if major >= 2 and minor == 0 else f"{major}.{minor}"
 
 
+@functools.lru_cache(maxsize=4096)
 def route_from_pattern(pattern: str) -> str:
     """A ServeMux pattern "[METHOD ][HOST]/path" -> the path template http.route wants."""
     slash = pattern.find("/")

@@ -1,0 +1,92 @@
+"""Events -> spans: a probe's description of each event plus the event's span fields.
+
+The fast path encodes each span straight into OTLP bytes (SpanAssembler.encode); `span_of`
+builds the same span as a plain Span object, for tests and anything that wants to look at one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from gotel.export.otlp_encode import SpanEncoder, span_flags
+from gotel.trace.clock import BootClock
+from gotel.trace.span import Span, SpanData
+
+log = logging.getLogger(__name__)
+
+Describe = Callable[[Mapping[str, Any]], SpanData | None]
+
+_NO_TRACE = bytes(16)
+_NO_SPAN = bytes(8)
+
+
+class SpanAssembler:
+    """Encodes one probe's events as OTLP spans; counts what it cannot turn into one."""
+
+    def __init__(self, name: str, describe: Describe, clock: BootClock) -> None:
+        self.name = name  # the probe's, for log lines
+        self._describe = describe
+        self._clock = clock
+        self._encoder = SpanEncoder()
+        self.undecodable = 0  # events describe() failed on (a probe bug or a torn read)
+        self.invalid = 0  # events whose trace or span id is all zero
+
+    def encode(self, events: list[dict[str, Any]]) -> list[bytes]:
+        """ScopeSpans.spans fields for the events that make spans, in order."""
+        describe, encode = self._describe, self._encoder.encode
+        offset = self._clock.offset_ns
+        out: list[bytes] = []
+        append = out.append
+        for event in events:
+            try:
+                data = describe(event)
+            except (ValueError, KeyError, TypeError, UnicodeError) as exc:
+                self.undecodable += 1
+                if self.undecodable == 1:
+                    log.warning("%s: undecodable event dropped: %s (reported once)", self.name, exc)
+                continue
+            if data is None:
+                continue
+            trace_id, span_id = event["trace_id"], event["span_id"]
+            if trace_id == _NO_TRACE or span_id == _NO_SPAN:
+                self.invalid += 1
+                continue
+            parent = event["parent_span_id"]
+            append(
+                encode(
+                    trace_id,
+                    span_id,
+                    None if parent == _NO_SPAN else parent,
+                    span_flags(event["trace_flags"], event.get("remote_parent", 0)),
+                    data.name,
+                    data.kind,
+                    event["start_ns"] + offset,
+                    event["end_ns"] + offset,
+                    data.attributes,
+                    data.error,
+                    data.status_message,
+                )
+            )
+        return out
+
+
+def span_of(event: Mapping[str, Any], data: SpanData, clock: BootClock, scope: str) -> Span:
+    """The span an event and its description make, as a Span object."""
+    parent = bytes(event["parent_span_id"])
+    return Span(
+        name=data.name,
+        kind=data.kind,
+        trace_id=bytes(event["trace_id"]),
+        span_id=bytes(event["span_id"]),
+        parent_span_id=parent if any(parent) else None,
+        start_ns=clock.to_unix_ns(int(event["start_ns"])),
+        end_ns=clock.to_unix_ns(int(event["end_ns"])),
+        attributes=dict(data.attributes),
+        error=data.error,
+        status_message=data.status_message if data.error else "",
+        scope=scope,
+        remote_parent=bool(event.get("remote_parent", 0)),
+        sampled=bool(event["trace_flags"] & 1),
+    )
