@@ -24,7 +24,9 @@ from gotel.trace.assembly import SpanAssembler
 log = logging.getLogger(__name__)
 
 EVENTS_MAP = "events"
+SPILL_MAP = "events_spill"  # where records go that the events ring refused
 LOST_MAP = "events_lost"
+SPILLED_MAP = "events_spilled"
 # Maps with this prefix hold state that several probes share (the span of each
 # goroutine, of each context): one instance per process, reused by every object.
 SHARED_PREFIX = "shared_"
@@ -35,7 +37,7 @@ class LoadedProbe:
     plan: ProbePlan
     obj: BpfObject
     links: list[Link]
-    ring: RingBuffer
+    rings: tuple[RingBuffer, ...]  # events, then the spill ring
     decoder: EventDecoder
     assembler: SpanAssembler
     scope: bytes  # the encoded InstrumentationScope of its spans
@@ -48,12 +50,14 @@ class SessionStats:
     spans: int = 0  # spans made and handed to the export pipeline
     decode_errors: int = 0
     lost: int = 0  # events the kernel could not queue (ring buffer full)
+    spilled: int = 0  # events the events ring refused and the spill ring took
     skipped: dict[str, str] = field(default_factory=dict)  # probe name -> reason
     injection: dict[str, int] = field(default_factory=dict)  # traceparent insertions by outcome
     # Agent CPU seconds by stage (the draining thread's): reading the rings, decoding
-    # events, describing and encoding spans.
+    # events, describing them as spans (semantic conventions), encoding those to OTLP.
     drain_cpu_s: float = 0.0
     decode_cpu_s: float = 0.0
+    describe_cpu_s: float = 0.0
     encode_cpu_s: float = 0.0
 
 
@@ -116,7 +120,8 @@ class Session:
                     obj.set_constants({name: value})
                 except UnknownNameError:
                     pass
-            shared = [m for m in obj.map_names() if m.startswith(SHARED_PREFIX)]
+            maps = obj.map_names()
+            shared = [m for m in maps if m.startswith(SHARED_PREFIX)]
             for name in shared:
                 if name in self.shared_maps:
                     obj.reuse_map(name, self.shared_maps[name])
@@ -132,14 +137,14 @@ class Session:
                     for offset in hp.return_offsets:
                         links.append(self._attach(obj, hp.hook.returns, offset))
             decoder = EventDecoder(obj.struct_layout(plan.probe.event))
-            ring = obj.ring_buffer(EVENTS_MAP)
+            rings = tuple(obj.ring_buffer(name) for name in (EVENTS_MAP, SPILL_MAP) if name in maps)
         except BaseException:
             obj.close()  # destroys the links made so far
             raise
         probe = plan.probe
         assembler = SpanAssembler(probe.name, probe.describe, self.clock)
         scope = encode_scope(probe.scope, gotel.__version__)
-        return LoadedProbe(plan, obj, links, ring, decoder, assembler, scope)
+        return LoadedProbe(plan, obj, links, rings, decoder, assembler, scope)
 
     def _attach(self, obj: BpfObject, program: str, offset: int) -> Link:
         return obj.attach_uprobe(program, self.process.binary, offset, self.pid_filter)
@@ -169,34 +174,40 @@ class Session:
     def poll(self) -> int:
         """Drain every ring buffer and queue the spans for export; returns the events read."""
         read = 0
-        stats = self.stats
         for lp in self.loaded:
-            t0 = time.thread_time()
-            block, count = lp.ring.drain_block(lp.decoder.size)
-            odd = [] if count else lp.ring.drain(limit=1)  # busy, discarded or odd-sized
-            t1 = time.thread_time()
-            if not count and not odd:
-                stats.drain_cpu_s += t1 - t0
-                continue
-            try:
-                events = lp.decoder.decode_block(block, count) if count else []
-                events += [lp.decoder.decode(raw) for raw in odd]
-            except GotelError as exc:
-                stats.decode_errors += count + len(odd)
-                log.warning("%s: undecodable events dropped: %s", lp.plan.probe.name, exc)
-                continue
-            t2 = time.thread_time()
-            spans = lp.assembler.encode(events)
-            t3 = time.thread_time()
-            stats.drain_cpu_s += t1 - t0
-            stats.decode_cpu_s += t2 - t1
-            stats.encode_cpu_s += t3 - t2
-            stats.events += len(events)
-            read += len(events)
-            if spans:
-                stats.spans += len(spans)
-                self.pipeline.add(SpanChunk(self.resource, lp.scope, spans))
+            for ring in lp.rings:
+                read += self._read(lp, ring)
         return read
+
+    def _read(self, lp: LoadedProbe, ring: RingBuffer) -> int:
+        stats = self.stats
+        t0 = time.thread_time()
+        block, count = ring.drain_block(lp.decoder.size)
+        odd = [] if count else ring.drain(limit=1)  # busy, discarded or odd-sized
+        t1 = time.thread_time()
+        stats.drain_cpu_s += t1 - t0
+        if not count and not odd:
+            return 0
+        try:
+            events = lp.decoder.decode_block(block, count) if count else []
+            events += [lp.decoder.decode(raw) for raw in odd]
+        except GotelError as exc:
+            stats.decode_errors += count + len(odd)
+            log.warning("%s: undecodable events dropped: %s", lp.plan.probe.name, exc)
+            return count + len(odd)
+        t2 = time.thread_time()
+        described = lp.assembler.describe(events)
+        t3 = time.thread_time()
+        spans = lp.assembler.encode(described)
+        t4 = time.thread_time()
+        stats.decode_cpu_s += t2 - t1
+        stats.describe_cpu_s += t3 - t2
+        stats.encode_cpu_s += t4 - t3
+        stats.events += len(events)
+        if spans:
+            stats.spans += len(spans)
+            self.pipeline.add(SpanChunk(self.resource, lp.scope, spans))
+        return len(events)
 
     def check_lost(self) -> int:
         """Events the kernel could not queue since the last check; reported, never silent."""
@@ -215,6 +226,11 @@ class Session:
                     lost,
                 )
         self.stats.lost += new
+        self.stats.spilled = sum(
+            lp.obj.percpu_sum(SPILLED_MAP)
+            for lp in self.loaded
+            if SPILLED_MAP in lp.obj.map_names()
+        )
         return new
 
     # -- detach -------------------------------------------------------------------
@@ -236,7 +252,8 @@ class Session:
                     self.stats.injection = self.injector.reasons()
                     self.injector = None
                 for lp in self.loaded:
-                    lp.ring.close()
+                    for ring in lp.rings:
+                        ring.close()
                     lp.obj.close()
                 self.loaded = []
                 for fd in self.shared_maps.values():

@@ -32,9 +32,11 @@ class Totals:
     events: int = 0
     spans: int = 0
     lost: int = 0
+    spilled: int = 0
     sessions: int = 0
     drain_cpu_s: float = 0.0
     decode_cpu_s: float = 0.0
+    describe_cpu_s: float = 0.0
     encode_cpu_s: float = 0.0
 
 
@@ -147,8 +149,10 @@ class Supervisor:
             totals.events += stats.events
             totals.spans += stats.spans
             totals.lost += stats.lost
+            totals.spilled += stats.spilled
             totals.drain_cpu_s += stats.drain_cpu_s
             totals.decode_cpu_s += stats.decode_cpu_s
+            totals.describe_cpu_s += stats.describe_cpu_s
             totals.encode_cpu_s += stats.encode_cpu_s
             log.info(
                 "pid %d: detached; %d spans from %d events, %d events lost, %d undecodable",
@@ -176,11 +180,14 @@ class Supervisor:
         """Where every span went, and the agent's CPU per span by stage."""
         totals, stats = self.totals, self.pipeline.stats
         lost = f", {totals.lost} events lost in the kernel" if totals.lost else ""
+        if totals.spilled:
+            lost += f", {totals.spilled} events refused by the ring and taken by the spill ring"
         line = f"spans: {self.pipeline.summary()}{lost}"
         if totals.spans:
             per_span = {
                 "drain": totals.drain_cpu_s,
                 "decode": totals.decode_cpu_s,
+                "describe": totals.describe_cpu_s,
                 "encode": totals.encode_cpu_s,
                 "assemble": stats.assemble_cpu_s,
                 "send": stats.send_cpu_s,

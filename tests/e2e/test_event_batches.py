@@ -33,7 +33,7 @@ def test_block_decode_equals_per_record_decode_on_real_events(servers):
         paths = [f"/hello/{'x' * (i % 40)}{i}" for i in range(300)]
         for path in paths:
             assert get(server.url + path) == 200
-        block, count = loaded.ring.drain_block(loaded.decoder.size)
+        block, count = loaded.rings[0].drain_block(loaded.decoder.size)
         assert count == len(paths)
         stride, size = loaded.decoder.stride, loaded.decoder.size
         # The records as drain() would have copied them out, one by one.
@@ -44,7 +44,7 @@ def test_block_decode_equals_per_record_decode_on_real_events(servers):
         assert [e["path"] for e in by_block] == paths
         assert all(e["route"] == "GET /hello/{id}" and e["status"] == 200 for e in by_block)
         assert len({e["span_id"] for e in by_block}) == count
-        assert loaded.ring.drain_block(size) == (b"", 0)
+        assert loaded.rings[0].drain_block(size) == (b"", 0)
     finally:
         session.close()
         pipeline.shutdown()

@@ -16,7 +16,8 @@ from gotel.trace.span import Span, SpanData
 
 log = logging.getLogger(__name__)
 
-Describe = Callable[[Mapping[str, Any]], SpanData | None]
+Event = dict[str, Any]
+Describe = Callable[[Event], SpanData | None]
 
 _NO_TRACE = bytes(16)
 _NO_SPAN = bytes(8)
@@ -33,11 +34,10 @@ class SpanAssembler:
         self.undecodable = 0  # events describe() failed on (a probe bug or a torn read)
         self.invalid = 0  # events whose trace or span id is all zero
 
-    def encode(self, events: list[dict[str, Any]]) -> list[bytes]:
-        """ScopeSpans.spans fields for the events that make spans, in order."""
-        describe, encode = self._describe, self._encoder.encode
-        offset = self._clock.offset_ns
-        out: list[bytes] = []
+    def describe(self, events: list[Event]) -> list[tuple[Event, SpanData]]:
+        """The events that make spans, with what the probe says of each."""
+        describe = self._describe
+        out: list[tuple[Event, SpanData]] = []
         append = out.append
         for event in events:
             try:
@@ -47,8 +47,17 @@ class SpanAssembler:
                 if self.undecodable == 1:
                     log.warning("%s: undecodable event dropped: %s (reported once)", self.name, exc)
                 continue
-            if data is None:
-                continue
+            if data is not None:
+                append((event, data))
+        return out
+
+    def encode(self, described: list[tuple[Event, SpanData]]) -> list[bytes]:
+        """ScopeSpans.spans fields for described events, in order."""
+        encode = self._encoder.encode
+        offset = self._clock.offset_ns
+        out: list[bytes] = []
+        append = out.append
+        for event, data in described:
             trace_id, span_id = event["trace_id"], event["span_id"]
             if trace_id == _NO_TRACE or span_id == _NO_SPAN:
                 self.invalid += 1

@@ -24,7 +24,8 @@ def decoder(probe: Probe) -> EventDecoder:
 def encoded_request(probe: Probe, records: list[bytes], clock: BootClock) -> bytes:
     """The OTLP request the agent would send for these records (resource: none)."""
     events = [decoder(probe).decode(record) for record in records]
-    spans = SpanAssembler(probe.name, probe.describe, clock).encode(events)
+    assembler = SpanAssembler(probe.name, probe.describe, clock)
+    spans = assembler.encode(assembler.describe(events))
     scope = encode_scope(probe.scope, gotel.__version__)
     return resource_spans(encode_resource({}), [scope_spans(scope, spans)])
 

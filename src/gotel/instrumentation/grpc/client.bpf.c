@@ -181,11 +181,9 @@ static __always_inline void emit_call(struct client_call *call, __u64 itab, __u6
 
 	if (!(call->sc.flags & TRACE_FLAG_SAMPLED))
 		return;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_lost_event();
+	e = reserve_event(sizeof(*e));
+	if (!e)
 		return;
-	}
 	e->start_ns = call->start_ns;
 	e->end_ns = bpf_ktime_get_boot_ns();
 	e->pid = bpf_get_current_pid_tgid() >> 32;

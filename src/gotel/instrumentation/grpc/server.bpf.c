@@ -428,11 +428,9 @@ int handle_stream_return(struct pt_regs *ctx)
 		bpf_map_delete_elem(&shared_context_spans, &rpc->ctx);
 	if (!(rpc->sc.flags & TRACE_FLAG_SAMPLED))
 		goto done;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_lost_event();
+	e = reserve_event(sizeof(*e));
+	if (!e)
 		goto done;
-	}
 	fill_server_event(e, rpc);
 	submit_event(e);
 done:

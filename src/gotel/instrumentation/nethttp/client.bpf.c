@@ -99,11 +99,9 @@ int round_trip_return(struct pt_regs *ctx)
 	bpf_map_delete_elem(&client_spans_by_request, &request);
 	if (!(req->sc.flags & TRACE_FLAG_SAMPLED))
 		goto done;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_lost_event();
+	e = reserve_event(sizeof(*e));
+	if (!e)
 		goto done;
-	}
 	e->start_ns = req->start_ns;
 	e->end_ns = bpf_ktime_get_boot_ns();
 	e->pid = bpf_get_current_pid_tgid() >> 32;

@@ -153,11 +153,9 @@ int serve_http_return(struct pt_regs *ctx)
 	if (!(req->sc.flags & TRACE_FLAG_SAMPLED))
 		goto done;
 
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_lost_event();
+	e = reserve_event(sizeof(*e));
+	if (!e)
 		goto done;
-	}
 	request = req->request;
 	e->start_ns = req->start_ns;
 	e->end_ns = bpf_ktime_get_boot_ns();
