@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -48,6 +49,10 @@ LOST_RE = re.compile(r"pid (\d+): .*lost (\d+) events")
 SUMMARY_RE = re.compile(r"pid (\d+): detached; (\d+) spans from (\d+) events, (\d+) events "
                         r"lost(?:, (\d+) undecodable)?")
 INJECTION_RE = re.compile(r"pid (\d+): traceparent insertion: (.*)$")
+# gotel's very last line: where every span went, and its CPU per span by stage.
+REPORT_RE = re.compile(r"spans: (\d+) exported(?:, (\d+) dropped \(([^)]*)\))?.*?"
+                       r"(?:; agent CPU per span: (.*))?$")
+STAGE_RE = re.compile(r"(\w+) ([\d.]+) µs")
 
 
 # --------------------------------------------------------------------------- processes
@@ -257,6 +262,10 @@ class GotelRun:
     log: Lines
     uprobes: dict[int, int]  # pid -> uprobes attached
     traceparent_out: dict[int, str]  # pid -> "on" / "off" ("?" from a gotel without it)
+    # From its last line, once stopped: spans exported and dropped, CPU µs/span by stage.
+    exported: int | None = None
+    dropped: int = 0
+    stages: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -303,6 +312,9 @@ def stop_gotel(children: Children, run: GotelRun) -> dict[int, TargetSummary]:
         raise RuntimeError(f"gotel exited {rc}:\n  " + "\n  ".join(run.log.lines[-20:]))
     out = {pid: TargetSummary() for pid in run.uprobes}
     for line in run.log.lines:
+        if m := REPORT_RE.search(line):
+            run.exported, run.dropped = int(m.group(1)), int(m.group(2) or 0)
+            run.stages = {k: float(v) for k, v in STAGE_RE.findall(m.group(4) or "")}
         if m := SUMMARY_RE.search(line):
             s = out.setdefault(int(m.group(1)), TargetSummary())
             s.spans, s.events, s.lost = int(m.group(2)), int(m.group(3)), int(m.group(4))
@@ -318,6 +330,37 @@ def stop_gotel(children: Children, run: GotelRun) -> dict[int, TargetSummary]:
             s.lost = sum(int(m.group(2)) for line in run.log.lines
                          if (m := LOST_RE.search(line)) and int(m.group(1)) == pid)
     return out
+
+
+class OtlpSink:
+    """bench/apps/otlpsink: a Go OTLP receiver that decodes every request and counts spans.
+
+    Every OTLP exporter of a run (gotel, the Go agent) meets the same receiver, fast enough
+    not to be the bottleneck; `endpoint` is for OTEL_EXPORTER_OTLP_ENDPOINT."""
+
+    def __init__(self, children: Children, binary: Path, *args: str) -> None:
+        self.proc = children.start([str(binary), *args], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert self.proc.stdout is not None
+        self.out = Lines(self.proc.stdout)
+        m = self.out.wait_for(re.compile(r"ready http=(\d+) grpc=(\d+)"), 30)
+        if m is None:
+            raise RuntimeError("otlpsink did not start")
+        self.http_port, self.grpc_port = int(m.group(1)), int(m.group(2))
+        self.endpoint = f"http://127.0.0.1:{self.http_port}"
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.endpoint}/stats", timeout=10) as response:
+            return json.loads(response.read())
+
+    def spans(self) -> int:
+        return int(self.stats()["spans"])
+
+
+def build_sink() -> Path:
+    from gotools import build_app
+
+    return build_app(BENCH / "apps" / "otlpsink", name="bench-otlpsink")
 
 
 # --------------------------------------------------------------------------- runs

@@ -43,9 +43,11 @@ from benchlib import (
     Case,
     Children,
     Lines,
+    OtlpSink,
     background_load,
     bench_main,
     bpf_programs,
+    build_sink,
     cpu_seconds,
     load_line,
     machine_ticks,
@@ -80,6 +82,8 @@ class Sample:
     lost: int = 0
     spans: int | None = None  # gotel's own count, from its summary line on exit
     uprobes: int = 0  # what gotel said it attached
+    delivered: int | None = None  # spans the OTLP receiver counted (otlp runs)
+    stages: dict[str, float] = field(default_factory=dict)  # gotel CPU µs/span by stage
     # gotel's BPF programs during the wrk run (when kernel BPF stats are on)
     bpf: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (ns, runs)
 
@@ -142,8 +146,10 @@ def measure(
     case: Case,
     duration: float,
     gotel: tuple[str, str | None] | None,
+    sink: OtlpSink | None = None,
 ) -> Sample:
     """One wrk run; with `gotel` = (exporter, output) it runs attached."""
+    received = sink.spans() if sink and gotel else 0
     run = start_gotel(children, [server.pid], *gotel) if gotel else None
     try:
         if run:
@@ -172,6 +178,10 @@ def measure(
         summary = stop_gotel(children, run)[server.pid] if run else None
     if summary:
         sample.spans, sample.lost = summary.spans, summary.lost
+    if run:
+        sample.stages = run.stages
+        if sink and gotel and gotel[0] == "otlp":
+            sample.delivered = sink.spans() - received  # gotel flushed before it exited
     return sample
 
 
@@ -255,15 +265,34 @@ def print_throughput(results: dict[str, CaseResult]) -> None:
         print(f"   wrk reported: {e}")
 
 
+def print_stages(results: dict[str, CaseResult], exporter: str) -> None:
+    """gotel's CPU per span by stage (its own thread-CPU accounting, medians over rounds),
+    and what the receiver got."""
+    stages = ["drain", "decode", "describe", "encode", "assemble", "send"]
+    print(f"   where gotel's CPU goes, µs per span ({exporter}; gotel's own per-stage thread "
+          "CPU; total = its process CPU, all threads and the kernel's share)")
+    print(f"   {'case':<5}" + "".join(f"{name:>9}" for name in stages)
+          + f"{'sum':>8}{'total':>8}{'delivered/spans':>17}")
+    for case in CASES:
+        on = results[case.name].on
+        row = [med([smp.stages.get(name, 0.0) for smp in on]) for name in stages]
+        total = med([smp.per_req(smp.gotel_cpu) for smp in on])
+        delivered = sum(smp.delivered or 0 for smp in on)
+        made = sum(smp.spans_made for smp in on)
+        got = (f"{delivered}/{made}" if any(smp.delivered is not None for smp in on) else "-")
+        print(f"   {case.name:<5}" + "".join(f"{v:>9.2f}" for v in row)
+              + f"{sum(row):>8.2f}{total:>8.2f}{got:>17}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run (default 5)")
     ap.add_argument("--rounds", type=int, default=4,
                     help="off/on rounds per case; even, so each side goes first equally often "
                     "(default 4)")
-    ap.add_argument("--exporter", choices=("none", "jsonl"), default="none",
-                    help="gotel's exporter in the timed runs; jsonl writes to /dev/null, so "
-                    "serialisation is paid but not disk (default none)")
+    ap.add_argument("--exporter", choices=("otlp", "none", "jsonl"), default="otlp",
+                    help="gotel's exporter in the timed runs: otlp sends OTLP/HTTP to "
+                    "bench/apps/otlpsink; jsonl writes to /dev/null (default otlp)")
     ap.add_argument("--calls", type=int, default=100_000,
                     help="probed calls per uprobe timing (default 100000)")
     ap.add_argument("--quick", action="store_true",
@@ -295,6 +324,12 @@ def run(args: argparse.Namespace, children: Children, tmp: Path, bpf_stats: bool
 
     output = "/dev/null" if args.exporter == "jsonl" else None
     results = {c.name: CaseResult() for c in CASES}
+    sink = None
+    if args.exporter == "otlp":
+        with step("building and starting bench/apps/otlpsink (the OTLP receiver)"):
+            sink = OtlpSink(children, build_sink())
+        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.endpoint  # gotel inherits it
+        os.environ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
     server = Server(children, hello)
     with step("warm-up"):
         run_wrk(server.url, 2, 8, 1)
@@ -305,7 +340,7 @@ def run(args: argparse.Namespace, children: Children, tmp: Path, bpf_stats: bool
                 # Alternate which side goes first: a slow drift then biases neither.
                 for on in ((False, True) if rnd % 2 == 0 else (True, False)):
                     sample = measure(children, server, case, args.duration,
-                                     (args.exporter, output) if on else None)
+                                     (args.exporter, output) if on else None, sink)
                     (results[case.name].on if on else results[case.name].off).append(sample)
                     print(f"  round {rnd + 1} {case.name} {'on ' if on else 'off'}: "
                           f"{sample.rps:.0f} req/s", file=sys.stderr, flush=True)
@@ -330,7 +365,8 @@ def run(args: argparse.Namespace, children: Children, tmp: Path, bpf_stats: bool
 
     print(f"gotel overhead benchmark: {NCPU} CPUs, Linux {os.uname().release}, {go_version}, "
           f"{args.rounds} rounds x {args.duration:g} s per wrk run, gotel --exporter "
-          f"{args.exporter}{' --output /dev/null' if output else ''}")
+          f"{args.exporter}{' --output /dev/null' if output else ''}"
+          f"{' (OTLP/HTTP to bench/apps/otlpsink)' if sink else ''}")
     print(load_line(load_before, load_after))
     report(args, results, plan, cost, check, hits, bpf_stats)
     return 0
@@ -365,6 +401,7 @@ def report(
               f"({100 * x.lost / max(1, x.requests_on):.1f}%); "
               f"captured {x.captured_per_s:.0f} spans/s; requests - spans - lost = "
               f"{x.requests_on - x.spans - x.lost:+d}")
+    print_stages(results, args.exporter)
     s = check.sample
     unaccounted = s.requests - check.spans - s.lost
     print(f"   span-count check (c8, --exporter jsonl to a file): {s.requests} requests, "

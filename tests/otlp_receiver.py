@@ -239,7 +239,17 @@ def main(argv: list[str] | None = None) -> int:
 class Receiver:
     """Runs the receiver process for a test: `with Receiver() as r: ... r.spans(wait_for=2)`."""
 
-    def __init__(self, out: str | os.PathLike[str] | None = None, start_timeout: float = 20.0):
+    def __init__(
+        self,
+        out: str | os.PathLike[str] | None = None,
+        start_timeout: float = 20.0,
+        *,
+        http_port: int = 0,
+        grpc_port: int = 0,
+    ):
+        """`http_port`/`grpc_port` 0: free ports; a given one lets a test restart a receiver
+        where its exporter already points. `out` is appended to, so a restart keeps the
+        spans received before."""
         self._tmpdir: str | None = None
         if out is None:
             self._tmpdir = tempfile.mkdtemp(prefix="otlp-receiver-")
@@ -248,8 +258,8 @@ class Receiver:
         self.stderr_path = self.out.with_name(self.out.name + ".stderr")
         self._start_timeout = start_timeout
         self._proc: subprocess.Popen[str] | None = None
-        self.http_port = 0
-        self.grpc_port = 0
+        self.http_port = http_port
+        self.grpc_port = grpc_port
 
     @property
     def http_endpoint(self) -> str:
@@ -269,7 +279,8 @@ class Receiver:
     def __enter__(self) -> Receiver:
         self.out.touch()
         # stderr to a file, not a pipe nobody reads (a full pipe would block the receiver).
-        command = [sys.executable, __file__, "--http-port", "0", "--grpc-port", "0"]
+        command = [sys.executable, __file__, "--http-port", str(self.http_port)]
+        command += ["--grpc-port", str(self.grpc_port)]
         with open(self.stderr_path, "w") as stderr:
             self._proc = subprocess.Popen(
                 [*command, "--out", str(self.out)],
