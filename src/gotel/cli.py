@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -19,10 +20,46 @@ from gotel.offsets.command import add_arguments as add_offsets_arguments
 log = logging.getLogger("gotel")
 
 
+COMMANDS = ("run", "attach", "inspect", "doctor", "offsets", "demo")
+
+
 class _Parser(argparse.ArgumentParser):
+    def innermost(self, args: argparse.Namespace) -> argparse.ArgumentParser:
+        """The (sub)subcommand's parser that `args` came through: `gotel offsets show`."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                chosen = action.choices.get(getattr(args, action.dest, None) or "")
+                if isinstance(chosen, _Parser):
+                    return chosen.innermost(args)
+        return self
+
     def error(self, message: str) -> None:  # one line, not usage + line
-        print(f"gotel: {message} (see gotel --help)", file=sys.stderr)
+        print(f"gotel: {_plain(message)} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _plain(message: str) -> str:
+    """argparse's message without the internal names of positional arguments."""
+    if m := re.match(r"argument (\w+): invalid choice: '([^']*)'", message):
+        what = {"command": "command", "offsets_command": "offsets command"}.get(m[1], m[1])
+        choices = message.partition("(choose from ")[2].rstrip(")").replace("'", "")
+        return f"unknown {what} '{m[2]}' (one of: {choices})"
+    if m := re.match(r"the following arguments are required: (\w+)$", message):
+        if m[1] == "command":
+            return f"a command is needed: {', '.join(COMMANDS)}"
+        if m[1] == "offsets_command":
+            return "offsets needs a command: update or show"
+    message = re.sub(r"^argument (-[^:]*): ", r"\1: ", message)  # --pid/-p: keep the flag
+    return re.sub(r"^argument \w+: ", "", message)
+
+
+def _common() -> argparse.ArgumentParser:
+    """Flags every subcommand also takes after its name (`gotel attach -v ...`); the
+    suppressed default leaves the top-level value alone when they are not given."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="debug logging")
+    return common
 
 
 def _export_flags(p: argparse.ArgumentParser) -> None:
@@ -31,17 +68,20 @@ def _export_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--service-name", help="overrides OTEL_SERVICE_NAME")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     parser = _Parser(prog="gotel", description="Zero-code OpenTelemetry for Go programs (eBPF).")
     parser.add_argument("--version", action="version", version=f"gotel {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    common = [_common()]
 
-    run = sub.add_parser("run", help="start a program and instrument it from its first instruction")
+    run = sub.add_parser(
+        "run", parents=common, help="start a program and instrument it from its first instruction"
+    )
     _export_flags(run)
     run.add_argument("argv", nargs=argparse.REMAINDER, help="-- ./app args...")
 
-    attach = sub.add_parser("attach", help="instrument running processes")
+    attach = sub.add_parser("attach", parents=common, help="instrument running processes")
     _export_flags(attach)
     attach.add_argument(
         "--pid",
@@ -57,15 +97,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="every process running this executable, now and later (repeatable)",
     )
 
-    inspect = sub.add_parser("inspect", help="what gotel sees in a Go binary")
+    inspect = sub.add_parser("inspect", parents=common, help="what gotel sees in a Go binary")
     inspect.add_argument("binary", nargs="?", help="path to a Go executable")
     inspect.add_argument("--pid", type=int, help="inspect a running process's executable")
 
-    sub.add_parser("doctor", help="can this machine run gotel?")
+    sub.add_parser("doctor", parents=common, help="can this machine run gotel?")
 
-    add_offsets_arguments(sub.add_parser("offsets", help="build or show the offsets database"))
+    add_offsets_arguments(
+        sub.add_parser("offsets", parents=common, help="build or show the offsets database")
+    )
 
-    demo = sub.add_parser("demo", help="build the bundled demo service, trace it, print its spans")
+    demo = sub.add_parser(
+        "demo", parents=common, help="build the bundled demo service, trace it, print its spans"
+    )
     _export_flags(demo)
     demo.add_argument("--requests", type=int, default=1, help="rounds of demo requests")
     demo.add_argument(
@@ -79,7 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said by the subcommand's parser, so that the hint names its help
+        parser.innermost(args).error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="gotel: %(message)s",

@@ -87,10 +87,27 @@ def test_attach_non_go_process():
 
 
 def test_bad_usage():
-    one_line_error(gotel("attach"), 2)
-    one_line_error(gotel("attach", "--pid", "abc"), 2)
-    one_line_error(gotel("frobnicate"), 2)
+    one_line_error(gotel("attach"), 2, "gotel attach --help")
+    one_line_error(gotel("attach", "--pid", "abc"), 2, "--pid", "'abc'", "gotel attach --help")
+    one_line_error(gotel("frobnicate"), 2, "unknown command 'frobnicate'", "attach")
+    one_line_error(gotel(), 2, "a command is needed")
     one_line_error(gotel("run"), 2, "nothing to run")
+    one_line_error(gotel("inspect", "--bogus"), 2, "--bogus", "gotel inspect --help")
+    one_line_error(gotel("offsets", "show", "--nope"), 2, "gotel offsets show --help")
+    one_line_error(gotel("offsets", "frob"), 2, "unknown offsets command 'frob'")
+    one_line_error(gotel("attach", "--exe", "./no-such-app"), 2, "./no-such-app", "no such file")
+    for bad in (gotel("frobnicate"), gotel(), gotel("offsets")):
+        # argparse's internal names for positional arguments never reach the user
+        assert "argument" not in bad.stderr and "_command" not in bad.stderr, bad.stderr
+
+
+def test_verbose_flag_after_the_subcommand():
+    binary = str(build_app("httpserver"))
+    for args in (("-v", "inspect", binary), ("inspect", "-v", binary),
+                 ("inspect", binary, "--verbose")):
+        result = gotel(*args)
+        assert result.returncode == 0, (args, result.stderr)
+        assert "net/http" in result.stdout
 
 
 def test_missing_privileges_exit_3():
