@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,16 +79,13 @@ def _cgroup_v2() -> Check:
 
 
 def _lockdown() -> Check:
-    if not LOCKDOWN.exists() and Path("/sys/kernel/security").is_dir():
-        # securityfs is often not mounted in containers; mounting it is harmless.
-        subprocess.run(
-            ["mount", "-t", "securityfs", "securityfs", "/sys/kernel/security"],
-            capture_output=True, check=False,
-        )
+    # doctor only looks: where securityfs is not mounted (many containers) it says so.
     try:
         text = LOCKDOWN.read_text().strip()
     except OSError:
-        return Check("lockdown", True, "unknown (securityfs not readable)", "", required=False)
+        return Check("lockdown", True, "unknown (securityfs not mounted here)",
+                     "gotel never writes into the target's memory: lockdown cannot limit it",
+                     required=False)
     mode = text[text.find("[") + 1 : text.find("]")] if "[" in text else text
     return Check(
         "lockdown", True, mode,
@@ -140,13 +136,62 @@ def collect_checks() -> list[Check]:
             "bpf_probe_write_user", lambda: features.helper_supported("kprobe", "probe_write_user"),
             "not used: gotel propagates context at the socket layer instead", required=False,
         ),
-        _feature(
-            "sockops + sk_msg", lambda: features.prog_type_supported("sk_msg")
-            and features.prog_type_supported("sock_ops"),
-            "outgoing traceparent injection at the socket layer", required=False,
-        ),
+        _injector(),
         _cgroup_v2(),
     ]
+
+
+# What the socket-level traceparent injector loads (instrumentation/sockinject and the
+# client probes that feed it): program types, map types, and helpers per program type.
+INJECTOR_NEEDS: tuple[tuple[str, str, str], ...] = (
+    ("program", "sock_ops", ""),
+    ("program", "sk_msg", ""),
+    ("map", "sockhash", ""),
+    ("map", "sk_storage", ""),
+    ("helper", "sock_ops", "sock_hash_update"),
+    ("helper", "sock_ops", "get_socket_cookie"),
+    ("helper", "sock_ops", "skc_to_tcp_sock"),
+    ("helper", "sk_msg", "msg_pull_data"),
+    ("helper", "sk_msg", "msg_push_data"),
+    ("helper", "sk_msg", "msg_pop_data"),
+    ("helper", "sk_msg", "sk_storage_get"),
+    ("helper", "sk_msg", "loop"),
+    ("helper", "kprobe", "get_current_task_btf"),
+    ("helper", "kprobe", "probe_read_kernel"),
+)
+
+
+def _injector_feature(kind: str, name: str, helper: str) -> bool:
+    from gotel.ebpf import features
+
+    if kind == "program":
+        return features.prog_type_supported(name)
+    if kind == "map":
+        return features.map_type_supported(name)
+    return features.helper_supported(name, helper)
+
+
+def _injector() -> Check:
+    """Every kernel feature the injector needs, each asked of the kernel; one line."""
+    missing, errors = [], []
+    for kind, name, helper in INJECTOR_NEEDS:
+        label = f"{name}:{helper}" if helper else f"{kind} {name}"
+        try:
+            if not _injector_feature(kind, name, helper):
+                missing.append(label)
+        except GotelError as exc:
+            errors.append(f"{label} ({exc})")
+    if not Path("/sys/kernel/btf/vmlinux").exists():
+        missing.append("kernel BTF")
+    ok = not missing and not errors
+    detail = (f"{len(INJECTOR_NEEDS) + 1} of {len(INJECTOR_NEEDS) + 1} kernel features" if ok
+              else "missing " + ", ".join(missing + errors))
+    return Check(
+        "socket injector", ok, detail,
+        "outgoing traceparent inserted at the socket layer (sockops + sk_msg), needs "
+        "CAP_NET_ADMIN" if ok else "spans still work; traces stop at this service's outgoing "
+        "calls", required=False,
+    )
 
 
 def run_doctor(out: TextIO) -> int:

@@ -128,6 +128,21 @@ def test_doctor_reports_every_check():
     for name in ("kernel", "privileges", "libbpf", "uprobes", "ring buffer", "kernel BTF",
                  "lockdown", "bpf_probe_write_user"):
         assert name in result.stdout
+    # every kernel feature the socket injector loads is asked of the kernel, and all are here
+    from gotel.doctor import INJECTOR_NEEDS
+
+    needed = len(INJECTOR_NEEDS) + 1  # and kernel BTF
+    assert f"✓ socket injector       {needed} of {needed} kernel features" in result.stdout
     assert "gotel can run here" in result.stdout
     # This machine forces lockdown=integrity: doctor must see it.
     assert "integrity" in result.stdout
+
+
+def test_doctor_never_mounts_anything():
+    """In a private mount namespace without securityfs, doctor reports and leaves it so."""
+    script = (f"umount /sys/kernel/security && {' '.join(GOTEL)} doctor; "
+              "mountpoint -q /sys/kernel/security && echo MOUNTED || echo UNMOUNTED")
+    result = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                            capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert "lockdown" in result.stdout and "securityfs not mounted" in result.stdout, result
+    assert result.stdout.strip().endswith("UNMOUNTED"), result.stdout

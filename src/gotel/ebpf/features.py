@@ -38,6 +38,7 @@ MAP_TYPES = {
     "ringbuf": 27,
 }
 HELPERS = {
+    "get_prandom_u32": 7,
     "get_current_pid_tgid": 14,
     "get_current_task": 35,
     "get_socket_cookie": 46,
@@ -53,6 +54,7 @@ HELPERS = {
     "ktime_get_boot_ns": 125,
     "ringbuf_output": 130,
     "ringbuf_reserve": 131,
+    "skc_to_tcp_sock": 137,
     "get_current_task_btf": 158,
     "get_attach_cookie": 174,
     "task_pt_regs": 175,
