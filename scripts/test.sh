@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 [ -d /usr/local/go/bin ] && export PATH="/usr/local/go/bin:$PATH"
 
 # Test-only tools: gcc for externally linked Go binaries, binutils (objdump, objcopy) to
-# check gotel's ELF reader against.
-packages=(gcc binutils)
+# check gotel's ELF reader against, real PostgreSQL and Redis servers for the database probes.
+packages=(gcc binutils postgresql redis-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -29,11 +29,14 @@ def build_app(
     stripped: bool = False,
     pie: bool = False,
     name: str | None = None,
+    package: str = ".",
 ) -> Path:
-    """Build an app (folder under tests/apps, or a path) once per flag set; returns the binary."""
+    """Build an app (folder under tests/apps, or a path) once per flag set; returns the binary.
+    `package` picks a main package inside the app's module (e.g. "./pgx")."""
     source = Path(app) if Path(app).is_absolute() else NAMED_APPS.get(str(app), APPS / app)
     flags = ["stripped" if stripped else "", "pie" if pie else ""]
-    tag = name or "-".join(filter(None, [source.name, toolchain or "default", *flags]))
+    main = package.strip("./").replace("/", "-")
+    tag = name or "-".join(filter(None, [source.name, main, toolchain or "default", *flags]))
     out = BUILD / tag
     if out.exists() and out.stat().st_mtime >= _newest_source(source):
         return out
@@ -44,7 +47,7 @@ def build_app(
     if pie:
         cmd += ["-buildmode=pie"]
     env = dict(os.environ, GOTOOLCHAIN=toolchain or "local")
-    subprocess.run([*cmd, "."], cwd=source, env=env, check=True, capture_output=True)
+    subprocess.run([*cmd, package], cwd=source, env=env, check=True, capture_output=True)
     return out
 
 

@@ -93,4 +93,5 @@ def plan_probe(binary: GoBinary, probe: Probe) -> ProbePlan:
         plan.skip_reason = missing_offsets_reason({k: plan.fields[k] for k in missing})
         return plan
     plan.constants.update(probe.features(plan.constants))
+    plan.constants.update(probe.module_constants(binary.modules))
     return plan

@@ -61,6 +61,10 @@ class Probe:
     context_out: str = ""  # e.g. "traceparent inserted at the socket layer"
     # Feature constants derived from which optional fields resolved (const -> offset).
     features: Callable[[Mapping[str, int]], dict[str, int]] = field(default=lambda _: {})
+    # Constants derived from the modules linked into the binary (module path -> version).
+    module_constants: Callable[[Mapping[str, str]], dict[str, int]] = field(
+        default=lambda _: {}
+    )
 
 
 def object_path(package_file: str, name: str) -> Path:

@@ -38,3 +38,7 @@ OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE = "OTEL_EXPORTER_OTLP_TRACES_CLIENT
 OTEL_BSP_SCHEDULE_DELAY = "OTEL_BSP_SCHEDULE_DELAY"  # ms between exports of a partial batch
 OTEL_BSP_MAX_QUEUE_SIZE = "OTEL_BSP_MAX_QUEUE_SIZE"  # spans waiting for export
 OTEL_BSP_MAX_EXPORT_BATCH_SIZE = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"  # spans per request
+
+# gotel's own: "keep" exports database query text with its literal values (default: each
+# literal replaced by "?", so no value a program sends its database leaves the host).
+GOTEL_DB_QUERY_VALUES = "GOTEL_DB_QUERY_VALUES"

@@ -1,0 +1,1 @@
+"""database/sql: client spans for every driver."""

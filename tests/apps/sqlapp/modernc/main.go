@@ -1,0 +1,10 @@
+// The SQL test service with the sqlite driver.
+package main
+
+import (
+	_ "modernc.org/sqlite"
+
+	"gotel.test/sqlapp/app"
+)
+
+func main() { app.Main("sqlite") }
