@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 )
 
 // Secret values the tests look for in the exported spans: they must never appear.
@@ -117,6 +118,19 @@ func Main(driver string) {
 			return
 		}
 		fmt.Fprint(w, "deleted")
+	})
+
+	// n queries per request: the benchmark's slope between two n is the cost of one query.
+	mux.HandleFunc("/repeat", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		var count int
+		for i := 0; i < n; i++ {
+			if err := db.QueryRowContext(r.Context(), "SELECT count(*) FROM items WHERE id < 10").Scan(&count); err != nil {
+				http.Error(w, err.Error(), 500)
+				return
+			}
+		}
+		fmt.Fprintf(w, "%d queries", n)
 	})
 
 	ln, err := net.Listen("tcp", *addr)

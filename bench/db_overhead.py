@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""What gotel adds to one SQL query: uprobe hits and µs, from the slope between two loads.
+
+Run as root from the repository (BPF objects built with `make bpf`):
+
+    .venv/bin/python bench/db_overhead.py            # ~1 min
+    .venv/bin/python bench/db_overhead.py --rounds 5 --duration 5
+
+tests/apps/sqlapp (database/sql over modernc.org/sqlite: a real database file, no server
+to share the 2 CPUs with) serves /repeat?n=N, N queries per request. Under wrk -c1, rounds
+alternate without / with `gotel attach`, at N=1 and N=11; the difference of the added time
+between the two, over 10, is what one query gains (the HTTP server span's cost cancels
+out). The hits per query are counted on the real uprobe sites of gotel's plan. It prints
+numbers; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from benchlib import (
+    CLK_TCK,
+    Case,
+    Children,
+    Lines,
+    bench_main,
+    cpu_seconds,
+    med,
+    run_wrk,
+    spread,
+    start_gotel,
+    step,
+    stop_gotel,
+)
+from hitcost import compile_counter, count_site_hits, plan_hits
+
+from gotools import APPS, build_app
+
+LOW, HIGH = 1, 11
+C1 = Case("c1", 1, 1)
+
+
+class SqlServer:
+    def __init__(self, children: Children, binary: Path, dsn: str) -> None:
+        self.proc = children.start([str(binary), "-addr", "127.0.0.1:0", "-dsn", dsn],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL)
+        assert self.proc.stdout is not None
+        m = Lines(self.proc.stdout).wait_for(re.compile(r"listening on (\S+)"), 30)
+        if m is None:
+            raise RuntimeError("sqlapp did not start")
+        self.base, self.pid = f"http://{m.group(1)}", self.proc.pid
+
+    def url(self, n: int) -> str:
+        return f"{self.base}/repeat?n={n}"
+
+
+def one(children: Children, server: SqlServer, n: int, on: bool, duration: float
+        ) -> tuple[float, float, int]:
+    """(req/s, gotel CPU s, requests) of one wrk -c1 run."""
+    run = start_gotel(children, [server.pid], "none", None) if on else None
+    try:
+        g0 = cpu_seconds(run.proc.pid) if run else 0.0
+        res = run_wrk(server.url(n), 1, 1, duration)
+        gotel_cpu = cpu_seconds(run.proc.pid) - g0 if run else 0.0
+    finally:
+        if run:
+            stop_gotel(children, run)
+    return res.rps, gotel_cpu, res.requests
+
+
+def run(args: argparse.Namespace, children: Children, tmp: Path, _stats: bool) -> int:
+    with step("building tests/apps/sqlapp (modernc.org/sqlite) and the hit counter"):
+        binary = build_app(APPS / "sqlapp", package="./modernc")
+        counter = compile_counter(tmp)
+        plan = plan_hits(binary)
+    server = SqlServer(children, binary, str(tmp / "bench.db"))
+    with step("warm-up"):
+        run_wrk(server.url(HIGH), 1, 1, 1)
+    rps: dict[tuple[int, bool], list[float]] = {}
+    gotel_us: dict[int, list[float]] = {}
+    with step(f"{args.rounds} rounds x n={LOW},{HIGH} x off/on, {args.duration:g} s each"):
+        for rnd in range(args.rounds):
+            for n in (LOW, HIGH):
+                for on in ((False, True) if rnd % 2 == 0 else (True, False)):
+                    r, cpu, requests = one(children, server, n, on, args.duration)
+                    rps.setdefault((n, on), []).append(r)
+                    if on:
+                        gotel_us.setdefault(n, []).append(1e6 * cpu / max(1, requests))
+    with step("hits per request on gotel's planned sites"):
+        hits = {}
+        for n in (LOW, HIGH):
+            counted, requests = count_site_hits(counter, [(server.pid, binary, plan.sites)],
+                                                server.url(n), C1, min(2.0, args.duration))
+            hits[n] = sum(counted.values()) / max(1, requests)
+            per_site = {site.label: c / max(1, requests) for (_, site), c in counted.items()}
+    children.end(server.proc)
+
+    def added(n: int) -> float:
+        return 1e6 * (1 / med(rps[(n, True)]) - 1 / med(rps[(n, False)]))
+
+    print(f"gotel per SQL query: tests/apps/sqlapp over modernc.org/sqlite, wrk -c1, "
+          f"{args.rounds} rounds x {args.duration:g} s, gotel --exporter none; CLK_TCK {CLK_TCK}")
+    print(f"{'n':>4}{'off req/s':>11}{'±':>8}{'on req/s':>10}{'±':>8}{'added µs/req':>14}"
+          f"{'hits/req':>10}{'gotel CPU µs/req':>18}")
+    for n in (LOW, HIGH):
+        off, on = rps[(n, False)], rps[(n, True)]
+        print(f"{n:>4}{med(off):>11.0f}{spread(off):>8}{med(on):>10.0f}{spread(on):>8}"
+              f"{added(n):>14.2f}{hits[n]:>10.2f}{med(gotel_us[n]):>18.2f}")
+    per_query = (added(HIGH) - added(LOW)) / (HIGH - LOW)
+    hits_per_query = (hits[HIGH] - hits[LOW]) / (HIGH - LOW)
+    cpu_per_query = (med(gotel_us[HIGH]) - med(gotel_us[LOW])) / (HIGH - LOW)
+    print(f"hits at n={HIGH} by site: " + ", ".join(f"{k} {v:.2f}" for k, v in per_site.items()))
+    print(f"\nper query: {hits_per_query:.2f} uprobe hits, {per_query:.2f} µs added latency, "
+          f"{cpu_per_query:.2f} µs of gotel CPU")
+    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--duration", type=float, default=3.0, help="seconds per wrk run (default 3)")
+    ap.add_argument("--rounds", type=int, default=4, help="rounds (default 4)")
+    args = ap.parse_args()
+    if args.rounds < 1 or args.duration < 1:
+        ap.error("need --rounds >= 1 and --duration >= 1")
+    return bench_main("db_overhead", args, run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
