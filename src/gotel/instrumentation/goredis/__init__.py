@@ -1,0 +1,1 @@
+"""go-redis v9 client instrumentation (github.com/redis/go-redis/v9)."""

@@ -1,0 +1,280 @@
+"""go-redis client spans, end to end: tests/apps/redisapp, a real redis-server, real BPF.
+
+The app's HTTP handlers run go-redis commands; every command, pipeline and transaction must
+be a CLIENT span under the request's SERVER span. Each HTTP request is its own trace, which
+tells the requests' spans apart. Built against two go-redis releases (the struct offsets
+differ), stripped (offsets from gotel's database) and not (DWARF).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import GOTEL, GoServer, Gotel, get, read_jsonl
+from gotel.goelf import open_binary
+from gotel.instrumentation.goredis import probe
+from gotel.offsets import database
+from gotel.planning import plan_probe
+from gotools import APPS, BUILD, REPO, build_app, go_binary
+
+pytestmark = pytest.mark.usefixtures("require_root")
+
+REDIS_SERVER = "/usr/bin/redis-server"
+MODULE = probe.MODULE
+APP = APPS / "redisapp"
+PINNED = "v9.22.0"  # tests/apps/redisapp/go.mod
+# The oldest v9: baseClient.opt and Options.DB sit at other offsets than in the pinned one.
+OLDER = "v9.0.0"
+DB_INDEX = 3
+# Must appear in no exported span: the query text carries placeholders, never values.
+SECRET = "gotel-secret-5d41402abc4b2a76"
+SLACK = 2_000_000  # ns: clock conversion between the kernel's and the wall clock
+
+
+# --- the app and the server -------------------------------------------------------------------
+def build_redisapp(version: str, *, stripped: bool = False) -> Path:
+    """The app against its pinned go-redis or another release (a patched copy)."""
+    if version == PINNED:
+        return build_app("redisapp", stripped=stripped)
+    source = BUILD / f"src-redisapp-{version}"
+    digest = hashlib.sha256(version.encode())
+    for name in ("main.go", "go.mod", "go.sum"):
+        digest.update((APP / name).read_bytes())
+    stamp = source / ".stamp"
+    if not stamp.exists() or stamp.read_text() != digest.hexdigest():
+        shutil.rmtree(source, ignore_errors=True)
+        shutil.copytree(APP, source)
+        env = dict(os.environ, GOTOOLCHAIN="local")
+        for command in (["mod", "edit", f"-require={MODULE}@{version}"], ["mod", "tidy"]):
+            subprocess.run([go_binary(), *command], cwd=source, env=env, check=True,
+                           capture_output=True)
+        stamp.write_text(digest.hexdigest())
+    suffix = "-stripped" if stripped else ""
+    return build_app(source, stripped=stripped, name=f"redisapp-{version}{suffix}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_redis(port: int, popen: subprocess.Popen, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert popen.poll() is None, "redis-server exited"
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"redis-server never answered on port {port}")
+
+
+@pytest.fixture
+def redis_port(tmp_path: Path) -> Iterator[int]:
+    """A real redis-server on a free loopback port, without persistence, in a tmp dir."""
+    port = free_port()
+    popen = subprocess.Popen(
+        [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_redis(port, popen)
+        yield port
+    finally:
+        popen.terminate()
+        popen.wait(timeout=10)
+
+
+def post(url: str, body: str) -> str:
+    request = urllib.request.Request(url, data=body.encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.read().decode()
+
+
+# --- spans ----------------------------------------------------------------------------------
+def spans_until(path: Path, done: Callable[[list[dict]], bool], timeout: float = 20) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    spans: list[dict] = []
+    while time.monotonic() < deadline:
+        spans = read_jsonl(path, 0, timeout=0)
+        if done(spans):
+            break
+        time.sleep(0.1)
+    return spans
+
+
+def request_trace(spans: list[dict], path: str, query: str) -> tuple[dict, list[dict]]:
+    """The SERVER span of the one request to path?query, and the rest of its trace by start."""
+    [server] = [s for s in spans if s["kind"] == "SERVER"
+                and s["attributes"].get("url.path") == path
+                and s["attributes"].get("url.query") == query]
+    rest = [s for s in spans if s["trace_id"] == server["trace_id"] and s is not server]
+    return server, sorted(rest, key=lambda s: s["start_time_unix_nano"])
+
+
+def inside(inner: dict, outer: dict) -> bool:
+    return (outer["start_time_unix_nano"] <= inner["start_time_unix_nano"] + SLACK
+            and inner["end_time_unix_nano"] <= outer["end_time_unix_nano"] + SLACK)
+
+
+def check_client(span: dict, server: dict, redis_port: int) -> None:
+    """A go-redis span: CLIENT, the child of the request's server span, the server's address."""
+    attrs = span["attributes"]
+    assert span["kind"] == "CLIENT"
+    assert span["parent_span_id"] == server["span_id"]
+    assert span["trace_id"] == server["trace_id"]
+    assert inside(span, server)
+    assert attrs["db.system.name"] == "redis"
+    assert attrs["server.address"] == "127.0.0.1"
+    assert attrs["server.port"] == redis_port
+    assert attrs["db.namespace"] == str(DB_INDEX)
+    assert span["name"] == attrs["db.operation.name"]
+
+
+# name, db.query.text, batch size, error prefix: POST /commands, in order (see main.go).
+COMMANDS = [
+    ("SET", "SET ? ?", None, None),
+    ("GET", "GET ?", None, None),
+    ("GET", "GET ?", None, None),  # a miss: redis.Nil, not an error
+    ("INCR", "INCR ?", None, None),
+    ("INCR", "INCR ?", None, "ERR"),  # the value is not an integer
+    ("PIPELINE", "SET ? ?; GET ?; INCR ?", 3, None),
+    ("MULTI", "INCR ?; GET ?", 2, None),
+]
+
+
+@pytest.mark.parametrize(("version", "stripped"), [
+    (PINNED, False), (PINNED, True), (OLDER, False), (OLDER, True),
+])
+def test_commands_pipelines_and_errors_nest_under_the_request(
+        version, stripped, redis_port, tmp_path, servers, gotels):
+    binary = build_redisapp(version, stripped=stripped)
+    with open_binary(binary) as b:
+        assert b.has_dwarf != stripped
+        assert b.modules[MODULE] == version
+    out = tmp_path / "spans.jsonl"
+    gotel = Gotel("attach", "--exe", str(binary), "--exporter", "jsonl", "--output", str(out))
+    gotels.append(gotel)
+    gotel.wait_for("watching for processes")
+    app = GoServer(binary, "-redis", f"127.0.0.1:{redis_port}", "-db", str(DB_INDEX))
+    servers.append(app)
+    line = gotel.wait_for(rf"pid {app.pid} .*attached.*").group(0)
+    assert "go-redis" not in line.partition("skipped")[2], line
+
+    # 1. The first command opens the connection: HELLO and the rest run inside its process().
+    assert get(f"{app.url}/background?key=first") == 200
+    # 2. Pipelines may open a connection of their own: the second /commands is the one checked.
+    assert post(f"{app.url}/commands?key=warm", "1").split() == [
+        "SET=ok", "GET=ok", "GET-MISSING=nil", "INCR=ok", "INCR-TEXT=ok", "PIPELINE=ok",
+        "MULTI=ok"]
+    assert post(f"{app.url}/commands?key=k", SECRET).split() == [
+        "SET=ok", "GET=ok", "GET-MISSING=nil", "INCR=ok", "INCR-TEXT=error", "PIPELINE=ok",
+        "MULTI=ok"]
+    # 3. A command given context.Background(): its parent comes from the goroutine.
+    assert get(f"{app.url}/background?key=k") == 200
+
+    def complete(spans: list[dict]) -> bool:
+        servers_ = [s for s in spans if s["kind"] == "SERVER"]
+        return len(servers_) == 4 and len(spans) >= 4 + 1 + 2 * len(COMMANDS) + 1
+
+    spans = spans_until(out, complete)
+    assert gotel.stop() == 0, gotel.log
+    spans = read_jsonl(out, len(spans))
+    assert complete(spans), [(s["name"], s["kind"]) for s in spans]
+
+    # The first GET kept its span though the connection's setup ran commands within it.
+    server, clients = request_trace(spans, "/background", "key=first")
+    gets = [s for s in clients if s["name"] == "GET"]
+    assert len(gets) == 1, [s["name"] for s in clients]
+    hello = [s for s in clients if s["name"] == "HELLO"]
+    assert len(hello) == 1 and inside(hello[0], gets[0]), [s["name"] for s in clients]
+    for span in clients:
+        check_client(span, server, redis_port)
+
+    # Every command of the checked request, in order, with its attributes and status.
+    server, clients = request_trace(spans, "/commands", "key=k")
+    assert [s["name"] for s in clients] == [c[0] for c in COMMANDS]
+    for span, (name, query, batch, error) in zip(clients, COMMANDS, strict=True):
+        check_client(span, server, redis_port)
+        attrs = span["attributes"]
+        assert attrs["db.operation.name"] == name
+        assert attrs["db.query.text"] == query
+        assert attrs.get("db.operation.batch.size") == batch
+        assert attrs.get("error.type") == error
+        assert attrs.get("db.response.status_code") == error
+        assert span["status"]["code"] == ("ERROR" if error else "UNSET"), span
+    # Consecutive commands of one handler do not overlap.
+    for before, after in itertools.pairwise(clients):
+        assert before["end_time_unix_nano"] <= after["start_time_unix_nano"] + SLACK
+
+    # context.Background(): the goroutine's span is the parent.
+    server, clients = request_trace(spans, "/background", "key=k")
+    assert [s["name"] for s in clients] == ["GET"]
+    check_client(clients[0], server, redis_port)
+
+    # No value anywhere: not in the query texts, not in an error, not in any attribute.
+    assert SECRET not in out.read_text()
+
+
+@pytest.mark.parametrize("version", [PINNED, OLDER])
+def test_stripped_binaries_get_the_dwarf_offsets_from_the_database(version):
+    with open_binary(build_redisapp(version)) as b:
+        full = plan_probe(b, probe.CLIENT)
+    with open_binary(build_redisapp(version, stripped=True)) as b:
+        stripped = plan_probe(b, probe.CLIENT)
+    assert full.applies and stripped.applies, (full.skip_reason, stripped.skip_reason)
+    assert {h.hook.symbol for h in stripped.hooks} == {h.symbol for h in probe.CLIENT.hooks}
+    redis_fields = [f.key for f in probe.FIELDS if f.module == MODULE]
+    assert {stripped.fields[k].source for k in redis_fields} == {"database"}
+    assert {full.fields[k].source for k in redis_fields} == {"dwarf"}
+    assert stripped.constants == full.constants
+
+
+def test_a_release_missing_from_the_database_skips_only_the_redis_probe(
+        redis_port, tmp_path, servers):
+    binary = build_redisapp(PINNED, stripped=True)
+    path = tmp_path / "offsets.json"
+    database.load(database.BUNDLED).without_version(MODULE, PINNED).save(path)
+    env = {database.DB_ENV: str(path)}
+    fix = f"fix: gotel offsets update --module {MODULE}@{PINNED}"
+
+    app = GoServer(binary, "-redis", f"127.0.0.1:{redis_port}")
+    servers.append(app)
+    out = tmp_path / "spans.jsonl"
+    gotel = Gotel("attach", "--pid", str(app.pid), "--exporter", "jsonl", "--output", str(out),
+                  env=env)
+    try:
+        line = gotel.wait_for(rf"pid {app.pid} .*attached.*").group(0)
+        skipped = line.partition("skipped: ")[2]
+        assert re.search(r"go-redis client \(no offsets for \S+ and \d+ more \("
+                         + re.escape(f"{MODULE} {PINNED}: the binary has no DWARF"), skipped), line
+        assert fix in skipped, line
+        assert "net/http server" not in skipped, line
+        # The other probes still trace: the request's server span, and no Redis spans.
+        assert post(f"{app.url}/commands?key=k", SECRET).split()[0] == "SET=ok"
+        spans = read_jsonl(out, 1)
+        assert [s["kind"] for s in spans] == ["SERVER"], spans
+    finally:
+        assert gotel.stop() == 0, gotel.log
+    assert not [s for s in read_jsonl(out, 1, timeout=1) if s["kind"] == "CLIENT"]
+
+    report = subprocess.run([*GOTEL, "inspect", str(binary)], capture_output=True, text=True,
+                            cwd=REPO, env=dict(os.environ, **env), check=True).stdout
+    row = re.search(r"✗ go-redis client  skipped: (.*)$", report, re.M)
+    assert row and fix in row.group(1), report
