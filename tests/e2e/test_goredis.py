@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from elftools.elf.elffile import ELFFile
 
 from conftest import GOTEL, GoServer, Gotel, get, read_jsonl
 from gotel.goelf import open_binary
@@ -38,6 +39,7 @@ PINNED = "v9.22.0"  # tests/apps/redisapp/go.mod
 # The oldest v9: baseClient.opt and Options.DB sit at other offsets than in the pinned one.
 OLDER = "v9.0.0"
 DB_INDEX = 3
+PARALLEL = 16  # goroutines of /parallel
 # Must appear in no exported span: the query text carries placeholders, never values.
 SECRET = "gotel-secret-5d41402abc4b2a76"
 SLACK = 2_000_000  # ns: clock conversion between the kernel's and the wall clock
@@ -188,10 +190,12 @@ def test_commands_pipelines_and_errors_nest_under_the_request(
         "MULTI=ok"]
     # 3. A command given context.Background(): its parent comes from the goroutine.
     assert get(f"{app.url}/background?key=k") == 200
+    # 4. Commands from new goroutines at once: each its own span, under the request's.
+    assert get(f"{app.url}/parallel?key=k&n={PARALLEL}") == 200
 
     def complete(spans: list[dict]) -> bool:
         servers_ = [s for s in spans if s["kind"] == "SERVER"]
-        return len(servers_) == 4 and len(spans) >= 4 + 1 + 2 * len(COMMANDS) + 1
+        return len(servers_) == 5 and len(spans) >= 5 + 1 + 2 * len(COMMANDS) + 1 + PARALLEL
 
     spans = spans_until(out, complete)
     assert gotel.stop() == 0, gotel.log
@@ -228,6 +232,13 @@ def test_commands_pipelines_and_errors_nest_under_the_request(
     assert [s["name"] for s in clients] == ["GET"]
     check_client(clients[0], server, redis_port)
 
+    # Parallel GETs (and the setup of any connection they opened) under their request.
+    server, clients = request_trace(spans, "/parallel", f"key=k&n={PARALLEL}")
+    assert [s["name"] for s in clients].count("GET") == PARALLEL, [s["name"] for s in clients]
+    assert len({s["span_id"] for s in clients}) == len(clients)
+    for span in clients:
+        check_client(span, server, redis_port)
+
     # No value anywhere: not in the query texts, not in an error, not in any attribute.
     assert SECRET not in out.read_text()
 
@@ -244,6 +255,41 @@ def test_stripped_binaries_get_the_dwarf_offsets_from_the_database(version):
     assert {stripped.fields[k].source for k in redis_fields} == {"database"}
     assert {full.fields[k].source for k in redis_fields} == {"dwarf"}
     assert stripped.constants == full.constants
+
+
+def dwarf_parameters(binary: Path, functions: set[str]) -> dict[str, list[tuple[str, str]]]:
+    """function -> its (name, type) formal parameters, results included, as DWARF says."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    with binary.open("rb") as f:
+        for unit in ELFFile(f).get_dwarf_info().iter_CUs():
+            top = unit.get_top_DIE()
+            if not top.attributes["DW_AT_name"].value.decode().startswith(MODULE):
+                continue
+            for die in top.iter_children():
+                name = die.attributes.get("DW_AT_name")
+                if die.tag != "DW_TAG_subprogram" or not name:
+                    continue
+                if (symbol := name.value.decode()) in functions:
+                    out[symbol] = [
+                        (p.attributes["DW_AT_name"].value.decode(),
+                         p.get_DIE_from_attribute("DW_AT_type").attributes["DW_AT_name"]
+                         .value.decode())
+                        for p in die.iter_children() if p.tag == "DW_TAG_formal_parameter"]
+    return out
+
+
+@pytest.mark.parametrize("version", [PINNED, OLDER])
+def test_hooked_functions_take_the_arguments_the_programs_read(version):
+    """process_entry reads cmd's data word from the 5th integer register, the batch entries
+    the []Cmder array and length from the 4th and 5th; all three return an error."""
+    context = [("c", f"*{MODULE}.baseClient"), ("ctx", "context.Context")]
+    want = {
+        f"{MODULE}.(*baseClient).process": [*context, ("cmd", f"{MODULE}.Cmder")],
+        f"{MODULE}.(*baseClient).processPipeline": [*context, ("cmds", f"[]{MODULE}.Cmder")],
+        f"{MODULE}.(*baseClient).processTxPipeline": [*context, ("cmds", f"[]{MODULE}.Cmder")],
+    }
+    got = dwarf_parameters(build_redisapp(version), set(want))
+    assert got == {k: [*v, ("~r0", "error")] for k, v in want.items()}
 
 
 def test_a_release_missing_from_the_database_skips_only_the_redis_probe(

@@ -6,7 +6,9 @@
 // GET K:missing (redis.Nil), INCR K:counter, INCR K (an error reply: V is not an integer),
 // a pipeline (SET K:p V, GET K:p, INCR K:counter) and a MULTI/EXEC transaction
 // (INCR K:counter, GET K). /background?key=K runs GET K with context.Background(), so its
-// span's parent comes from the goroutine. Each prints one line per command: NAME=RESULT.
+// span's parent comes from the goroutine. /parallel?key=K&n=N runs GET K from N new
+// goroutines at once, with the request's context (their small stacks grow inside go-redis).
+// Each prints one line per command: NAME=RESULT.
 package main
 
 import (
@@ -19,6 +21,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -37,6 +41,23 @@ func main() {
 	})
 	mux.HandleFunc("/background", func(w http.ResponseWriter, r *http.Request) {
 		report(w, "GET", rdb.Get(context.Background(), r.URL.Query().Get("key")).Err())
+	})
+
+	mux.HandleFunc("/parallel", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = rdb.Get(r.Context(), r.URL.Query().Get("key")).Err()
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			report(w, "GET", err)
+		}
 	})
 
 	ln, err := net.Listen("tcp", *addr)
