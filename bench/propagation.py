@@ -77,9 +77,10 @@ from gotools import build_app
 
 MODES = ("off", "probes", "on")
 SERVICES = ("A", "B")
-# `gotel` with the injector never started: the session logs "traceparent out: off".
+# `gotel` whose injector never starts: the session logs "traceparent out: off".
 NO_INJECTOR = [sys.executable, "-c",
-               "import sys, gotel.session as s; s.start_injector = lambda *a, **k: None; "
+               "import sys; from gotel.instrumentation.sockinject.extension import TraceparentOut; "
+               "TraceparentOut.start = lambda *a, **k: None; "
                "from gotel.cli import main; sys.exit(main())"]
 
 

@@ -6,9 +6,8 @@ from typing import TextIO
 
 from gotel.errors import EXIT_OK, GotelError
 from gotel.goelf import GoBinary, open_binary
-from gotel.instrumentation.registry import all_probes
+from gotel.instrumentation.registry import all_extensions, all_probes
 from gotel.planning import ProbePlan, plan_probes
-from gotel.propagation import injection_unavailable
 
 
 def run_inspect(path: str | None, pid: int | None, out: TextIO) -> int:
@@ -43,8 +42,9 @@ def write_report(binary: GoBinary, plans: list[ProbePlan], out: TextIO) -> None:
     else:
         w("modules:     none recorded in buildinfo\n")
     w("\nprobes:\n")
-    blocked = injection_unavailable()
-    out_here = " — on here" if blocked is None else f" — off here: {blocked}"
+    # Context leaves a process through its extensions (the socket-level injector).
+    blocked = [reason for ext in all_extensions() if (reason := ext.unavailable())]
+    out_here = " — on here" if not blocked else f" — off here: {'; '.join(blocked)}"
     for plan in plans:
         mark = "✓" if plan.applies else "✗"
         w(f"  {mark} {plan.probe.name}")

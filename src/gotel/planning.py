@@ -65,6 +65,12 @@ def plan_probe(binary: GoBinary, probe: Probe) -> ProbePlan:
         return plan
 
     functions = binary.functions(h.symbol for h in probe.hooks)
+    if not functions:
+        # None of the library's functions is in the binary: like an unlinked module (the
+        # standard library's packages are "linked" into every program), nothing to report.
+        plan.skip_reason = "the program does not use it"
+        plan.linked = False
+        return plan
     for hook in probe.hooks:
         fn = functions.get(hook.symbol)
         returns = tuple(binary.return_offsets(fn)) if fn and hook.returns else ()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import gotel
@@ -14,9 +14,8 @@ from gotel.errors import GotelError
 from gotel.export.otlp_encode import encode_scope
 from gotel.export.pipeline import ExportPipeline, SpanChunk
 from gotel.instrumentation.events import EventDecoder
-from gotel.instrumentation.sockinject.injector import SocketInjector
+from gotel.instrumentation.extension import Extension, Running
 from gotel.planning import ProbePlan
-from gotel.propagation import start_injector
 from gotel.target import Process
 from gotel.trace import BootClock
 from gotel.trace.assembly import SpanAssembler
@@ -52,7 +51,8 @@ class SessionStats:
     lost: int = 0  # events the kernel could not queue (ring buffer full)
     spilled: int = 0  # events the events ring refused and the spill ring took
     skipped: dict[str, str] = field(default_factory=dict)  # probe name -> reason
-    injection: dict[str, int] = field(default_factory=dict)  # traceparent insertions by outcome
+    # Each extension's counters by its report name, once the process is detached.
+    extensions: dict[str, dict[str, int]] = field(default_factory=dict)
     # Agent CPU seconds by stage (the draining thread's): reading the rings, decoding
     # events, describing them as spans (semantic conventions), encoding those to OTLP.
     drain_cpu_s: float = 0.0
@@ -75,13 +75,15 @@ class Session:
         pid_filter: int | None = None,
         common_constants: Mapping[str, int] | None = None,
         ring_buffer_bytes: int = 8 << 20,
+        extensions: Sequence[Extension] = (),
     ) -> None:
         self.ring_buffer_bytes = ring_buffer_bytes
         self.process = process
         # Knobs every object may declare (the sampler); set where declared.
         self.common_constants = dict(common_constants or {})
         self.shared_maps: dict[str, int] = {}  # name -> fd (our own dup)
-        self.injector: SocketInjector | None = None
+        self.extensions = list(extensions)
+        self.running: dict[str, tuple[Extension, Running]] = {}  # name -> started extension
         self.plans = plans
         self.pipeline = pipeline
         self.resource = resource  # the encoded Resource of this process's spans
@@ -105,7 +107,10 @@ class Session:
             except GotelError as exc:
                 self.stats.skipped[plan.probe.name] = str(exc)
         if self.loaded:
-            self.injector = start_injector(self.process.pid, self.shared_maps)
+            for ext in self.extensions:
+                running = ext.start(self.process.pid, self.shared_maps)
+                if running is not None:
+                    self.running[ext.name] = (ext, running)
         self._report_attach()
 
     def _load(self, plan: ProbePlan) -> LoadedProbe:
@@ -152,15 +157,17 @@ class Session:
     def _report_attach(self) -> None:
         total = sum(1 for plan in self.plans if plan.linked)
         uprobes = sum(len(lp.links) for lp in self.loaded)
-        msg = "pid %d (%s): attached %d/%d probes (%d uprobes), traceparent out: %s"
+        msg = "pid %d (%s): attached %d/%d probes (%d uprobes)"
         args: list[object] = [
             self.process.pid,
             self.process.executable_name,
             len(self.loaded),
             total,
             uprobes,
-            "on" if self.injector else "off",
         ]
+        for ext in self.extensions:
+            msg += f", {ext.name}: %s"
+            args.append("on" if ext.name in self.running else "off")
         if self.stats.skipped:
             msg += "; skipped: %s"
             args.append("; ".join(f"{k} ({v})" for k, v in self.stats.skipped.items()))
@@ -247,10 +254,10 @@ class Session:
                     lp.assembler.undecodable + lp.assembler.invalid for lp in self.loaded
                 )
             finally:
-                if self.injector is not None:
-                    self.injector.close()
-                    self.stats.injection = self.injector.reasons()
-                    self.injector = None
+                for ext, running in self.running.values():
+                    self.stats.extensions[ext.report] = running.counters()
+                    running.close()
+                self.running = {}
                 for lp in self.loaded:
                     for ring in lp.rings:
                         ring.close()

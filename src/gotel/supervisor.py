@@ -13,9 +13,10 @@ from gotel.errors import GotelError, TargetError
 from gotel.export import ExportPipeline, create_exporter
 from gotel.export.otlp_encode import encode_resource
 from gotel.goelf import open_binary
+from gotel.instrumentation.extension import Extension, format_counters
 from gotel.instrumentation.probe import Probe
+from gotel.instrumentation.registry import all_extensions
 from gotel.planning import plan_probes
-from gotel.propagation import summary
 from gotel.session import Session
 from gotel.target import Process, is_alive, pids_running, process_from_pid
 from gotel.trace import BootClock, build_resource
@@ -41,9 +42,11 @@ class Totals:
 
 
 class Supervisor:
-    def __init__(self, config: Config, probes: list[Probe]) -> None:
+    def __init__(self, config: Config, probes: list[Probe],
+                 extensions: list[Extension] | None = None) -> None:
         self.config = config
         self.probes = probes
+        self.extensions = all_extensions() if extensions is None else extensions
         self.clock = BootClock()
         self.sessions: dict[int, Session] = {}
         self.totals = Totals()
@@ -78,6 +81,7 @@ class Supervisor:
             pid_filter=pid_filter,
             common_constants=self.config.sampler.constants(),
             ring_buffer_bytes=self.config.ring_buffer_bytes,
+            extensions=self.extensions,
         )
         session.attach()
         if not session.attached:
@@ -162,8 +166,8 @@ class Supervisor:
                 stats.lost,
                 stats.decode_errors,
             )
-            if stats.injection:
-                log.info("pid %d: traceparent insertion: %s", pid, summary(stats.injection))
+            for report, counters in stats.extensions.items():
+                log.info("pid %d: %s: %s", pid, report, format_counters(counters))
 
     def close(self) -> None:
         """Detach everything, then send what is queued. Idempotent."""

@@ -1,26 +1,37 @@
-"""Finds every probe: each library folder's `probe` module exports PROBES."""
+"""Finds every probe and extension: each library folder's `probe` module exports PROBES,
+its `extension` module (if any) EXTENSIONS."""
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from typing import Any
 
+from gotel.instrumentation.extension import Extension
 from gotel.instrumentation.probe import Probe
 
 
-def all_probes() -> list[Probe]:
+def _collect(module_name: str, attribute: str) -> list[Any]:
     import gotel.instrumentation as package
 
-    probes: list[Probe] = []
+    found: list[Any] = []
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
         if not info.ispkg:
             continue
-        name = f"{package.__name__}.{info.name}.probe"
+        name = f"{package.__name__}.{info.name}.{module_name}"
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name != name:  # a real import error inside the probe module
+            if exc.name != name:  # a real import error inside the module
                 raise
             continue
-        probes.extend(getattr(module, "PROBES", ()))
-    return probes
+        found.extend(getattr(module, attribute, ()))
+    return found
+
+
+def all_probes() -> list[Probe]:
+    return _collect("probe", "PROBES")
+
+
+def all_extensions() -> list[Extension]:
+    return _collect("extension", "EXTENSIONS")
