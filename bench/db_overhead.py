@@ -1,25 +1,30 @@
 #!/usr/bin/env python3
-"""What gotel adds to one SQL query: uprobe hits and µs, from the slope between two loads.
+"""What gotel adds to one SQL query or Redis command: uprobe hits and µs, from the slope
+between two loads.
 
 Run as root from the repository (BPF objects built with `make bpf`):
 
-    .venv/bin/python bench/db_overhead.py            # ~1 min
+    .venv/bin/python bench/db_overhead.py                 # SQL, ~1.5 min
+    .venv/bin/python bench/db_overhead.py --target redis  # go-redis against redis-server
     .venv/bin/python bench/db_overhead.py --rounds 5 --duration 5
 
-tests/apps/sqlapp (database/sql over modernc.org/sqlite: a real database file, no server
-to share the 2 CPUs with) serves /repeat?n=N, N queries per request. Under wrk -c1, rounds
-alternate without / with `gotel attach`, at N=1 and N=11; the difference of the added time
-between the two, over 10, is what one query gains (the HTTP server span's cost cancels
-out). The hits per query are counted on the real uprobe sites of gotel's plan. It prints
-numbers; it asserts nothing.
+--target sql: tests/apps/sqlapp (database/sql over modernc.org/sqlite: a real database
+file, no server to share the 2 CPUs with); --target redis: tests/apps/redisapp (go-redis v9)
+against a real redis-server on a free port. Each serves /repeat?n=N: N queries or GETs per
+request. Under wrk -c1, rounds alternate without / with `gotel attach`, at N=1 and N=11;
+the difference of the added time between the two, over 10, is what one call gains (the
+HTTP server span's cost cancels out). The hits per call are counted on the real uprobe
+sites of gotel's plan. It prints numbers; it asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from benchlib import (
@@ -44,22 +49,38 @@ LOW, HIGH = 1, 11
 C1 = Case("c1", 1, 1)
 
 
-class SqlServer:
-    def __init__(self, children: Children, binary: Path, dsn: str) -> None:
-        self.proc = children.start([str(binary), "-addr", "127.0.0.1:0", "-dsn", dsn],
+class Service:
+    def __init__(self, children: Children, binary: Path, *flags: str) -> None:
+        self.proc = children.start([str(binary), "-addr", "127.0.0.1:0", *flags],
                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.DEVNULL)
         assert self.proc.stdout is not None
         m = Lines(self.proc.stdout).wait_for(re.compile(r"listening on (\S+)"), 30)
         if m is None:
-            raise RuntimeError("sqlapp did not start")
+            raise RuntimeError(f"{binary.name} did not start")
         self.base, self.pid = f"http://{m.group(1)}", self.proc.pid
 
     def url(self, n: int) -> str:
         return f"{self.base}/repeat?n={n}"
 
 
-def one(children: Children, server: SqlServer, n: int, on: bool, duration: float
+def start_redis(children: Children, tmp: Path) -> int:
+    """A real redis-server without persistence on a free loopback port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    children.start(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                    "--appendonly", "no", "--dir", str(tmp)], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return port
+        time.sleep(0.05)
+    raise RuntimeError("redis-server did not start")
+
+
+def one(children: Children, server: Service, n: int, on: bool, duration: float
         ) -> tuple[float, float, int]:
     """(req/s, gotel CPU s, requests) of one wrk -c1 run."""
     run = start_gotel(children, [server.pid], "none", None) if on else None
@@ -74,11 +95,18 @@ def one(children: Children, server: SqlServer, n: int, on: bool, duration: float
 
 
 def run(args: argparse.Namespace, children: Children, tmp: Path, _stats: bool) -> int:
-    with step("building tests/apps/sqlapp (modernc.org/sqlite) and the hit counter"):
-        binary = build_app(APPS / "sqlapp", package="./modernc")
+    app = "tests/apps/sqlapp (modernc.org/sqlite)" if args.target == "sql" else \
+        "tests/apps/redisapp (go-redis v9, redis-server)"
+    with step(f"building {app} and the hit counter"):
+        if args.target == "sql":
+            binary = build_app(APPS / "sqlapp", package="./modernc")
+            flags = ["-dsn", str(tmp / "bench.db")]
+        else:
+            binary = build_app(APPS / "redisapp")
+            flags = ["-redis", f"127.0.0.1:{start_redis(children, tmp)}"]
         counter = compile_counter(tmp)
         plan = plan_hits(binary)
-    server = SqlServer(children, binary, str(tmp / "bench.db"))
+    server = Service(children, binary, *flags)
     with step("warm-up"):
         run_wrk(server.url(HIGH), 1, 1, 1)
     rps: dict[tuple[int, bool], list[float]] = {}
@@ -103,7 +131,7 @@ def run(args: argparse.Namespace, children: Children, tmp: Path, _stats: bool) -
     def added(n: int) -> float:
         return 1e6 * (1 / med(rps[(n, True)]) - 1 / med(rps[(n, False)]))
 
-    print(f"gotel per SQL query: tests/apps/sqlapp over modernc.org/sqlite, wrk -c1, "
+    print(f"gotel per {'SQL query' if args.target == 'sql' else 'Redis command'}: {app}, wrk -c1, "
           f"{args.rounds} rounds x {args.duration:g} s, gotel --exporter none; CLK_TCK {CLK_TCK}")
     print(f"{'n':>4}{'off req/s':>11}{'±':>8}{'on req/s':>10}{'±':>8}{'added µs/req':>14}"
           f"{'hits/req':>10}{'gotel CPU µs/req':>18}")
@@ -115,13 +143,16 @@ def run(args: argparse.Namespace, children: Children, tmp: Path, _stats: bool) -
     hits_per_query = (hits[HIGH] - hits[LOW]) / (HIGH - LOW)
     cpu_per_query = (med(gotel_us[HIGH]) - med(gotel_us[LOW])) / (HIGH - LOW)
     print(f"hits at n={HIGH} by site: " + ", ".join(f"{k} {v:.2f}" for k, v in per_site.items()))
-    print(f"\nper query: {hits_per_query:.2f} uprobe hits, {per_query:.2f} µs added latency, "
+    call = "query" if args.target == "sql" else "command"
+    print(f"\nper {call}: {hits_per_query:.2f} uprobe hits, {per_query:.2f} µs added latency, "
           f"{cpu_per_query:.2f} µs of gotel CPU")
     return 0
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--target", choices=("sql", "redis"), default="sql",
+                    help="sql: database/sql on SQLite; redis: go-redis on redis-server")
     ap.add_argument("--duration", type=float, default=3.0, help="seconds per wrk run (default 3)")
     ap.add_argument("--rounds", type=int, default=4, help="rounds (default 4)")
     args = ap.parse_args()

@@ -43,6 +43,18 @@ func main() {
 		report(w, "GET", rdb.Get(context.Background(), r.URL.Query().Get("key")).Err())
 	})
 
+	// n GETs per request: bench/db_overhead.py's slope between two n is one command's cost.
+	mux.HandleFunc("/repeat", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		for i := 0; i < n; i++ {
+			if err := rdb.Get(r.Context(), "bench:key").Err(); err != nil && !errors.Is(err, redis.Nil) {
+				http.Error(w, err.Error(), 500)
+				return
+			}
+		}
+		fmt.Fprintf(w, "%d commands", n)
+	})
+
 	mux.HandleFunc("/parallel", func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
 		errs := make([]error, n)
