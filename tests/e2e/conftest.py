@@ -34,7 +34,10 @@ def read_jsonl(path: Path, want: int, timeout: float = 15) -> list[dict]:
     spans: list[dict] = []
     while time.monotonic() < deadline:
         if path.exists():
-            spans = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            # Only whole lines: the exporter may be half-way through writing the last one.
+            text = path.read_text()
+            text = text[: text.rfind("\n") + 1]
+            spans = [json.loads(line) for line in text.splitlines() if line.strip()]
             if len(spans) >= want:
                 break
         time.sleep(0.1)
