@@ -14,6 +14,7 @@
 #include "include/span_context.h"
 #include "include/trace_context.h"
 #include "include/traceparent.h"
+#include "include/http_route.h"
 #include "include/events.h"
 #include "events.h"
 #include "header_map.h"
@@ -62,6 +63,7 @@ struct {
 } server_requests SEC(".maps");
 
 GOTEL_EVENT_TYPE(http_server_event);
+_Static_assert(HTTP_ROUTE_MAX == HTTP_ROUTE_SIZE, "a router's route fills the event's route");
 
 /* Adopt the request's traceparent header, if it has a valid one. */
 static __always_inline int incoming_parent(__u64 request, struct span_context *parent)
@@ -103,6 +105,7 @@ int serve_http_entry(struct pt_regs *ctx)
 	if (off_request_ctx != GOTEL_OFFSET_ABSENT)
 		req.ctx = read_u64(request + off_request_ctx + 8);
 	bpf_map_update_elem(&server_requests, &goid, &req, BPF_ANY);
+	bpf_map_delete_elem(&shared_http_routes, &goid); /* never a previous request's route */
 	bpf_map_update_elem(&shared_goroutine_spans, &goid, &req.sc, BPF_ANY);
 	if (req.ctx)
 		bpf_map_update_elem(&shared_context_spans, &req.ctx, &req.sc, BPF_ANY);
@@ -143,6 +146,7 @@ int serve_http_return(struct pt_regs *ctx)
 	__u64 goid = goroutine_id(GO_G(ctx));
 	struct server_request *req = bpf_map_lookup_elem(&server_requests, &goid);
 	struct http_server_event *e;
+	struct http_route *routed;
 	__u64 request, url;
 
 	if (!req)
@@ -173,12 +177,20 @@ int serve_http_return(struct pt_regs *ctx)
 	e->method_len = read_go_string(request, off_request_method, e->method);
 	e->host_len = read_go_string(request, off_request_host, e->host);
 	e->remote_addr_len = read_go_string(request, off_request_remote_addr, e->remote_addr);
-	e->route_len = read_route(request, e->route);
+	/* A router's matched route is the more specific one (a ServeMux may only mount it). */
+	routed = bpf_map_lookup_elem(&shared_http_routes, &goid);
+	if (routed && routed->len) {
+		e->route_len = routed->len;
+		bpf_probe_read_kernel(e->route, sizeof(e->route), routed->route);
+	} else {
+		e->route_len = read_route(request, e->route);
+	}
 	url = read_ptr_field(request, off_request_url);
 	e->path_len = read_go_string(url, off_url_path, e->path);
 	e->query_len = read_go_string(url, off_url_raw_query, e->query);
 	submit_event(e);
 done:
+	bpf_map_delete_elem(&shared_http_routes, &goid);
 	bpf_map_delete_elem(&server_requests, &goid);
 	return 0;
 }

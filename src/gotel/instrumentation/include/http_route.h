@@ -1,0 +1,27 @@
+/*
+ * The route a router matched for the request its goroutine is serving, for the
+ * net/http server span: a router probe (gin, chi, echo, gorilla/mux, ...) sets
+ * it from its own hook; the server probe clears it when a request starts and
+ * uses it, over the ServeMux pattern, when the request ends. Keyed by goid: a
+ * router runs on the goroutine that serves the request. One instance per
+ * process (shared_*), like the span maps.
+ */
+#pragma once
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#define HTTP_ROUTE_MAX 256
+
+struct http_route {
+	__u32 len; /* the route's full length (it may be longer than the copy) */
+	__u32 _pad;
+	char route[HTTP_ROUTE_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* goid */
+	__type(value, struct http_route);
+} shared_http_routes SEC(".maps");
