@@ -73,8 +73,9 @@ def dsn_for(driver: str, postgres_port: int | None, tmp_path: Path) -> str:
     return str(tmp_path / "items.db")
 
 
-def sql_binary(driver: str, stripped: bool = False) -> Path:
-    return build_app(APPS / "sqlapp", package=f"./{driver}", stripped=stripped)
+def sql_binary(driver: str, stripped: bool = False, toolchain: str | None = None) -> Path:
+    return build_app(APPS / "sqlapp", package=f"./{driver}", stripped=stripped,
+                     toolchain=toolchain)
 
 
 def exercise(url: str) -> None:
@@ -130,18 +131,23 @@ def stop_run(gotel: Gotel) -> None:
     gotel.popen.wait(timeout=20)
 
 
-CASES = [("pgx", "postgresql", False), ("pq", "postgresql", False),
-         ("modernc", "sqlite", False), ("mattn", "sqlite", False),
-         ("pgx", "postgresql", True), ("mattn", "sqlite", True)]
+# (driver, system, stripped, Go toolchain): database/sql's hooked functions have kept their
+# signatures since Go 1.21 (checked up to 1.27); the oldest releases are built too.
+CASES = [("pgx", "postgresql", False, None), ("pq", "postgresql", False, None),
+         ("modernc", "sqlite", False, None), ("mattn", "sqlite", False, None),
+         ("pgx", "postgresql", True, None), ("mattn", "sqlite", True, None),
+         ("modernc", "sqlite", True, "go1.21.13"), ("modernc", "sqlite", False, "go1.22.12")]
 
 
-@pytest.mark.parametrize(("driver", "system", "stripped"), CASES,
-                         ids=[f"{d}{'-stripped' if s else ''}" for d, _, s in CASES])
-def test_sql_spans_nest_under_http_spans(driver, system, stripped, request, tmp_path, gotels):
+@pytest.mark.parametrize(("driver", "system", "stripped", "toolchain"), CASES,
+                         ids=[f"{d}{'-stripped' if s else ''}{'-' + t if t else ''}"
+                              for d, _, s, t in CASES])
+def test_sql_spans_nest_under_http_spans(driver, system, stripped, toolchain, request, tmp_path,
+                                         gotels):
     port = request.getfixturevalue("postgres") if system == "postgresql" else None
     out = tmp_path / "spans.jsonl"
-    gotel, url = run_traced(sql_binary(driver, stripped), dsn_for(driver, port, tmp_path), out,
-                            gotels)
+    gotel, url = run_traced(sql_binary(driver, stripped, toolchain),
+                            dsn_for(driver, port, tmp_path), out, gotels)
     gotel.wait_for(r"attached \d+/\d+ probes")
     assert "database/sql client" not in gotel.wait_for(r"attached").string.partition("skipped")[2]
     exercise(url)
