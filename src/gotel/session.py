@@ -118,14 +118,16 @@ class Session:
         links: list[Link] = []
         try:
             obj.set_constants(plan.constants)
-            # Room for bursts between drains: a server event is ~1 KiB.
-            obj.set_max_entries(EVENTS_MAP, self.ring_buffer_bytes)
+            maps = obj.map_names()
+            # Room for bursts between drains: a server event is ~1 KiB. An object without an
+            # events ring (a router's probe only fills a shared map) emits no events.
+            if EVENTS_MAP in maps:
+                obj.set_max_entries(EVENTS_MAP, self.ring_buffer_bytes)
             for name, value in self.common_constants.items():
                 try:
                     obj.set_constants({name: value})
                 except UnknownNameError:
                     pass
-            maps = obj.map_names()
             shared = [m for m in maps if m.startswith(SHARED_PREFIX)]
             for name in shared:
                 if name in self.shared_maps:
@@ -220,6 +222,8 @@ class Session:
         """Events the kernel could not queue since the last check; reported, never silent."""
         new = 0
         for lp in self.loaded:
+            if LOST_MAP not in lp.obj.map_names():
+                continue  # it emits no events
             lost = lp.obj.percpu_sum(LOST_MAP)
             if lost > lp.lost_reported:
                 delta = lost - lp.lost_reported
