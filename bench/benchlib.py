@@ -91,6 +91,25 @@ class Children:
                 pass  # keep going: the others must still be ended
 
 
+class GoService:
+    """A Go test service on a free loopback port: started with `-addr 127.0.0.1:0 FLAGS`, it
+    prints `listening on ADDR` first (bench/apps/hello, tests/apps/*, src/gotel/demoapp)."""
+
+    def __init__(self, children: Children, binary: Path, *flags: str) -> None:
+        self.proc = children.start([str(binary), "-addr", "127.0.0.1:0", *flags],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL)
+        assert self.proc.stdout is not None
+        self.out = Lines(self.proc.stdout)
+        m = self.out.wait_for(re.compile(r"listening on (\S+)"), 30)
+        if m is None:
+            raise RuntimeError(f"{binary.name} did not start")
+        self.addr = m.group(1)
+        self.base = f"http://{self.addr}"
+        self.url = f"{self.base}/"
+        self.pid = self.proc.pid
+
+
 class Lines:
     """Reads a child's pipe on a thread: keeps every line and lets callers wait for one."""
 

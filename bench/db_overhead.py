@@ -20,7 +20,6 @@ sites of gotel's plan. It prints numbers; it asserts nothing.
 from __future__ import annotations
 
 import argparse
-import re
 import socket
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from benchlib import (
     CLK_TCK,
     Case,
     Children,
-    Lines,
+    GoService,
     bench_main,
     cpu_seconds,
     med,
@@ -49,18 +48,8 @@ LOW, HIGH = 1, 11
 C1 = Case("c1", 1, 1)
 
 
-class Service:
-    def __init__(self, children: Children, binary: Path, *flags: str) -> None:
-        self.proc = children.start([str(binary), "-addr", "127.0.0.1:0", *flags],
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.DEVNULL)
-        assert self.proc.stdout is not None
-        m = Lines(self.proc.stdout).wait_for(re.compile(r"listening on (\S+)"), 30)
-        if m is None:
-            raise RuntimeError(f"{binary.name} did not start")
-        self.base, self.pid = f"http://{m.group(1)}", self.proc.pid
-
-    def url(self, n: int) -> str:
+class Service(GoService):
+    def repeat(self, n: int) -> str:
         return f"{self.base}/repeat?n={n}"
 
 
@@ -86,7 +75,7 @@ def one(children: Children, server: Service, n: int, on: bool, duration: float
     run = start_gotel(children, [server.pid], "none", None) if on else None
     try:
         g0 = cpu_seconds(run.proc.pid) if run else 0.0
-        res = run_wrk(server.url(n), 1, 1, duration)
+        res = run_wrk(server.repeat(n), 1, 1, duration)
         gotel_cpu = cpu_seconds(run.proc.pid) - g0 if run else 0.0
     finally:
         if run:
@@ -108,7 +97,7 @@ def run(args: argparse.Namespace, children: Children, tmp: Path, _stats: bool) -
         plan = plan_hits(binary)
     server = Service(children, binary, *flags)
     with step("warm-up"):
-        run_wrk(server.url(HIGH), 1, 1, 1)
+        run_wrk(server.repeat(HIGH), 1, 1, 1)
     rps: dict[tuple[int, bool], list[float]] = {}
     gotel_us: dict[int, list[float]] = {}
     with step(f"{args.rounds} rounds x n={LOW},{HIGH} x off/on, {args.duration:g} s each"):
@@ -123,7 +112,7 @@ def run(args: argparse.Namespace, children: Children, tmp: Path, _stats: bool) -
         hits = {}
         for n in (LOW, HIGH):
             counted, requests = count_site_hits(counter, [(server.pid, binary, plan.sites)],
-                                                server.url(n), C1, min(2.0, args.duration))
+                                                server.repeat(n), C1, min(2.0, args.duration))
             hits[n] = sum(counted.values()) / max(1, requests)
             per_site = {site.label: c / max(1, requests) for (_, site), c in counted.items()}
     children.end(server.proc)

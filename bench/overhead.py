@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -42,7 +40,7 @@ from benchlib import (
     SETTLE_S,
     Case,
     Children,
-    Lines,
+    GoService,
     OtlpSink,
     background_load,
     bench_main,
@@ -124,20 +122,7 @@ class CaseResult:
     on: list[Sample] = field(default_factory=list)
 
 
-class Server:
-    """bench/apps/hello on a loopback port."""
-
-    def __init__(self, children: Children, binary: Path) -> None:
-        self.proc = children.start([str(binary), "-addr", "127.0.0.1:0"],
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.DEVNULL)
-        assert self.proc.stdout is not None
-        self.out = Lines(self.proc.stdout)
-        m = self.out.wait_for(re.compile(r"listening on (\S+)"), 30)
-        if m is None:
-            raise RuntimeError("hello server did not start")
-        self.url = f"http://{m.group(1)}/"
-        self.pid = self.proc.pid
+Server = GoService  # bench/apps/hello; propagation.py imports it from here
 
 
 def measure(

@@ -21,14 +21,22 @@ import io
 import logging
 import os
 import pstats
-import re
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-from benchlib import BENCH, Children, Lines, OtlpSink, bench_main, build_sink, cpu_seconds, step
+from benchlib import (
+    BENCH,
+    Children,
+    GoService,
+    OtlpSink,
+    bench_main,
+    build_sink,
+    cpu_seconds,
+    step,
+)
 
 from gotel.config import make_config
 from gotel.instrumentation.registry import all_probes
@@ -65,13 +73,8 @@ def run(args: argparse.Namespace, children: Children, tmp: Path, bpf_stats: bool
         sink = OtlpSink(children, build_sink())
     os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.endpoint
     os.environ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
-    server = children.start([str(hello), "-addr", "127.0.0.1:0"], stdout=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL)
-    assert server.stdout is not None
-    m = Lines(server.stdout).wait_for(re.compile(r"listening on (\S+)"), 30)
-    if m is None:
-        raise RuntimeError("hello did not start")
-    url = f"http://{m.group(1)}/"
+    server = GoService(children, hello)
+    url = server.url
     logging.basicConfig(level=logging.WARNING, format="gotel: %(message)s")
 
     with step(f"wrk -c{args.conns} {args.seconds} s with gotel attached"):

@@ -46,6 +46,7 @@ from pathlib import Path
 from benchlib import (
     BENCH,
     Children,
+    GoService,
     Lines,
     OtlpSink,
     bench_main,
@@ -173,13 +174,8 @@ def run(args: argparse.Namespace, children: Children, _tmp: Path, _stats: bool) 
         sink = OtlpSink(children, sink_binary)
     os.environ.update(OTEL_EXPORTER_OTLP_ENDPOINT=sink.endpoint,
                       OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf")
-    server = children.start([str(hello), "-addr", "127.0.0.1:0"], stdout=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL)
-    assert server.stdout is not None
-    m = Lines(server.stdout).wait_for(re.compile(r"listening on (\S+)"), 30)
-    if m is None:
-        raise RuntimeError("hello did not start")
-    url = f"http://{m.group(1)}/"
+    server = GoService(children, hello)
+    url = server.url
     logging.basicConfig(level=logging.WARNING, format="gotel: %(message)s")
 
     with step("attach -> first span (gotel attach on hello under wrk -c2)"):

@@ -34,8 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import subprocess
 import sys
 import time
 import urllib.request
@@ -53,7 +51,7 @@ from benchlib import (
     SETTLE_S,
     Case,
     Children,
-    Lines,
+    GoService,
     TargetSummary,
     background_load,
     bench_main,
@@ -87,25 +85,8 @@ NO_INJECTOR = [sys.executable, "-c",
 # --------------------------------------------------------------------------- the chain
 
 
-@dataclass
-class Service:
-    proc: subprocess.Popen[bytes]
-    addr: str
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-
-def start_service(children: Children, binary: Path, *flags: str) -> Service:
-    proc = children.start([str(binary), "-addr", "127.0.0.1:0", *flags],
-                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.DEVNULL)
-    assert proc.stdout is not None
-    m = Lines(proc.stdout).wait_for(re.compile(r"listening on (\S+)"), 30)
-    if m is None:
-        raise RuntimeError("demo service did not start")
-    return Service(proc, m.group(1))
+def start_service(children: Children, binary: Path, *flags: str) -> GoService:
+    return GoService(children, binary, *flags)
 
 
 class Chain:

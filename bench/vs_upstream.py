@@ -39,6 +39,7 @@ from benchlib import (
     SETTLE_S,
     Case,
     Children,
+    GoService,
     Lines,
     OtlpSink,
     background_load,
@@ -191,18 +192,6 @@ def run_gotel(children: Children, server_pid: int, url: str, case: Case,
     return Sample(res.rps, res.requests, cpu, rss_kib=rss, ready_s=ready)
 
 
-class Server:
-    def __init__(self, children: Children, binary: Path) -> None:
-        self.proc = children.start([str(binary), "-addr", "127.0.0.1:0"],
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.DEVNULL)
-        assert self.proc.stdout is not None
-        m = Lines(self.proc.stdout).wait_for(re.compile(r"listening on (\S+)"), 30)
-        if m is None:
-            raise RuntimeError("hello did not start")
-        self.url, self.pid = f"http://{m.group(1)}/", self.proc.pid
-
-
 # --------------------------------------------------------------------------- report
 
 
@@ -268,7 +257,7 @@ def run(args: argparse.Namespace, children: Children, _tmp: Path, _bpf_stats: bo
                       OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf", OTEL_SERVICE_NAME=SERVICE,
                       OTEL_TRACES_EXPORTER="otlp")
     load_before = background_load()
-    server = Server(children, hello)
+    server = GoService(children, hello)
     with step("warm-up"):
         run_wrk(server.url, 2, 8, 1)
     results = Results()
