@@ -37,7 +37,7 @@ class LoadedProbe:
     obj: BpfObject
     links: list[Link]
     rings: tuple[RingBuffer, ...]  # events, then the spill ring
-    decoder: EventDecoder
+    decoder: EventDecoder | None  # None: the object has no events ring, emits no events
     assembler: SpanAssembler
     scope: bytes  # the encoded InstrumentationScope of its spans
     lost_reported: int = 0
@@ -143,8 +143,8 @@ class Session:
                 if hp.hook.returns:
                     for offset in hp.return_offsets:
                         links.append(self._attach(obj, hp.hook.returns, offset))
-            decoder = EventDecoder(obj.struct_layout(plan.probe.event))
             rings = tuple(obj.ring_buffer(name) for name in (EVENTS_MAP, SPILL_MAP) if name in maps)
+            decoder = EventDecoder(obj.struct_layout(plan.probe.event)) if rings else None
         except BaseException:
             obj.close()  # destroys the links made so far
             raise
@@ -190,16 +190,18 @@ class Session:
 
     def _read(self, lp: LoadedProbe, ring: RingBuffer) -> int:
         stats = self.stats
+        decoder = lp.decoder
+        assert decoder is not None  # it has rings
         t0 = time.thread_time()
-        block, count = ring.drain_block(lp.decoder.size)
+        block, count = ring.drain_block(decoder.size)
         odd = [] if count else ring.drain(limit=1)  # busy, discarded or odd-sized
         t1 = time.thread_time()
         stats.drain_cpu_s += t1 - t0
         if not count and not odd:
             return 0
         try:
-            events = lp.decoder.decode_block(block, count) if count else []
-            events += [lp.decoder.decode(raw) for raw in odd]
+            events = decoder.decode_block(block, count) if count else []
+            events += [decoder.decode(raw) for raw in odd]
         except GotelError as exc:
             stats.decode_errors += count + len(odd)
             log.warning("%s: undecodable events dropped: %s", lp.plan.probe.name, exc)

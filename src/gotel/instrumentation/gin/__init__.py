@@ -1,0 +1,1 @@
+"""gin: the matched route (c.FullPath) for the net/http server span."""

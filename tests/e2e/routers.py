@@ -1,0 +1,67 @@
+"""Shared by the router tests (gin, echo): an app against another release, and its spans."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from conftest import GoServer, Gotel, read_jsonl
+from gotools import APPS, BUILD, build_app, go_binary
+
+
+def build_router_app(app: str, module: str, version: str, pinned: str, *,
+                     stripped: bool = False) -> Path:
+    """tests/apps/<app> against its pinned router release or another (a patched copy)."""
+    if version == pinned:
+        return build_app(app, stripped=stripped)
+    source = BUILD / f"src-{app}-{version}"
+    digest = hashlib.sha256(version.encode())
+    for name in ("main.go", "go.mod", "go.sum"):
+        digest.update((APPS / app / name).read_bytes())
+    stamp = source / ".stamp"
+    if not stamp.exists() or stamp.read_text() != digest.hexdigest():
+        shutil.rmtree(source, ignore_errors=True)
+        shutil.copytree(APPS / app, source)
+        env = dict(os.environ, GOTOOLCHAIN="local")
+        for command in (["mod", "edit", f"-require={module}@{version}"], ["mod", "tidy"]):
+            subprocess.run([go_binary(), *command], cwd=source, env=env, check=True,
+                           capture_output=True)
+        stamp.write_text(digest.hexdigest())
+    suffix = "-stripped" if stripped else ""
+    return build_app(source, stripped=stripped, name=f"{app}-{version}{suffix}")
+
+
+def status_of(url: str, method: str = "GET") -> int:
+    """The status of one request, error statuses included."""
+    request = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def server_spans_of(binary: Path, probe_name: str, requests: list[tuple[str, str, int]],
+                    tmp_path: Path, servers: list[GoServer], gotels: list[Gotel]) -> dict:
+    """Run the app under gotel, make the (method, path, status) requests in order; returns the
+    SERVER span of each path (each path is requested once)."""
+    out = tmp_path / "spans.jsonl"
+    gotel = Gotel("attach", "--exe", str(binary), "--exporter", "jsonl", "--output", str(out))
+    gotels.append(gotel)
+    gotel.wait_for("watching for processes")
+    app = GoServer(binary)
+    servers.append(app)
+    line = gotel.wait_for(rf"pid {app.pid} .*attached.*").group(0)
+    assert probe_name not in line.partition("skipped")[2], line
+    for method, path, status in requests:
+        assert status_of(app.url + path, method) == status, (method, path)
+    spans = [s for s in read_jsonl(out, len(requests)) if s["kind"] == "SERVER"]
+    by_path = {s["attributes"]["url.path"]: s for s in spans}
+    assert len(by_path) == len(requests), spans
+    return by_path
