@@ -30,7 +30,7 @@ ROUTE = Probe(
     bpf_object=object_path(__file__, "route.bpf.o"),
     hooks=(Hook(f"{MODULE}.(*node).FindRoute", returns="find_route_return"),),
     fields=FIELDS,
-    event="chi_route_event",
+    event="http_route",  # no events ring: nothing is emitted, only shared_http_routes
     describe=no_span,
     scope=SCOPE,
     context_in="none (the route goes to the net/http server span)",

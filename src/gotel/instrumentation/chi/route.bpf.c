@@ -21,7 +21,6 @@
 #include "include/go_types.h"
 #include "include/goroutine.h"
 #include "include/http_route.h"
-#include "include/events.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -32,21 +31,6 @@ volatile const __u64 off_context_route_patterns = GOTEL_OFFSET_ABSENT;
 #define MAX_PATTERNS 8	   /* router levels joined; deeper nestings are cut */
 #define PATTERN_MAX HTTP_ROUTE_MAX
 #define JOINED_MAX (2 * HTTP_ROUTE_MAX) /* a full route plus one pattern more */
-
-/*
- * Never emitted: the loader requires every probe to name an event layout, and this
- * probe's result travels to the server span through shared_http_routes instead.
- */
-struct chi_route_event {
-	__u64 start_ns;
-	__u64 end_ns;
-	__u8 trace_id[16];
-	__u8 span_id[8];
-	__u8 parent_span_id[8];
-	__u32 trace_flags;
-	__u32 _pad;
-};
-GOTEL_EVENT_TYPE(chi_route_event);
 
 /* The joined patterns, then the route made of them: too big for the BPF stack. */
 struct chi_scratch {

@@ -35,7 +35,7 @@ ROUTE = Probe(
     bpf_object=object_path(__file__, "route.bpf.o"),
     hooks=(Hook(f"{MODULE}.requestWithRoute", entry="request_with_route_entry"),),
     fields=FIELDS,
-    event="mux_route_event",
+    event="http_route",  # no events ring: nothing is emitted, only shared_http_routes
     describe=no_span,
     scope=SCOPE,
     context_in="none (the route goes to the net/http server span)",

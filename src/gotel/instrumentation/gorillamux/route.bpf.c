@@ -14,7 +14,6 @@
 #include "include/go_types.h"
 #include "include/goroutine.h"
 #include "include/http_route.h"
-#include "include/events.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -24,21 +23,6 @@ volatile const __u64 off_route_route_conf = GOTEL_OFFSET_ABSENT;  /* embedded ro
 volatile const __u64 off_route_conf_regexp = GOTEL_OFFSET_ABSENT; /* routeRegexpGroup value */
 volatile const __u64 off_regexp_group_path = GOTEL_OFFSET_ABSENT; /* *routeRegexp */
 volatile const __u64 off_route_regexp_template = GOTEL_OFFSET_ABSENT;
-
-/*
- * Never emitted: the loader requires every probe to name an event layout, and this
- * probe's result travels to the server span through shared_http_routes instead.
- */
-struct mux_route_event {
-	__u64 start_ns;
-	__u64 end_ns;
-	__u8 trace_id[16];
-	__u8 span_id[8];
-	__u8 parent_span_id[8];
-	__u32 trace_flags;
-	__u32 _pad;
-};
-GOTEL_EVENT_TYPE(mux_route_event);
 
 /* Room for the route: too big for the BPF stack. */
 struct {
