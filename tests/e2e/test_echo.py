@@ -13,9 +13,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from routers import build_router_app, server_spans_of
+from routers import assert_named_by_route, build_router_app, router_binary, server_spans_of
 
-from gotel.goelf import open_binary
 from gotel.instrumentation.echo import probe
 from gotools import go_binary
 
@@ -41,21 +40,10 @@ REQUESTS = [
 ])
 def test_server_span_is_named_after_the_matched_route_and_a_404_has_none(
         version, stripped, tmp_path, servers, gotels):
-    binary = build_router_app("echoapp", probe.MODULE, version, PINNED, stripped=stripped)
-    with open_binary(binary) as b:
-        assert b.has_dwarf != stripped
-        assert b.modules[probe.MODULE] == version
+    binary = router_binary("echoapp", probe.MODULE, version, PINNED, stripped)
     spans = server_spans_of(binary, probe.ROUTE.name, [r[:3] for r in REQUESTS], tmp_path,
                             servers, gotels)
-    for method, path, status, route in REQUESTS:
-        span = spans[path]
-        assert span["attributes"]["http.response.status_code"] == status
-        if route is None:
-            assert span["name"] == method, span
-            assert "http.route" not in span["attributes"], span
-        else:
-            assert span["name"] == f"{method} {route}", span
-            assert span["attributes"]["http.route"] == route
+    assert_named_by_route(spans, REQUESTS)
 
 
 def spilled_context_slots(binary: Path) -> set[str]:
