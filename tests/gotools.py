@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -49,6 +50,26 @@ def build_app(
     env = dict(os.environ, GOTOOLCHAIN=toolchain or "local")
     subprocess.run([*cmd, package], cwd=source, env=env, check=True, capture_output=True)
     return out
+
+
+def build_app_against(app: str, module: str, version: str, *, stripped: bool = False) -> Path:
+    """tests/apps/<app> built against another release of one of its modules: a copy whose
+    go.mod requires `version` (rebuilt when the app's sources or the version change)."""
+    source = BUILD / f"src-{app}-{version}"
+    digest = hashlib.sha256(version.encode())
+    for name in ("main.go", "go.mod", "go.sum"):
+        digest.update((APPS / app / name).read_bytes())
+    stamp = source / ".stamp"
+    if not stamp.exists() or stamp.read_text() != digest.hexdigest():
+        shutil.rmtree(source, ignore_errors=True)
+        shutil.copytree(APPS / app, source)
+        env = dict(os.environ, GOTOOLCHAIN="local")
+        for command in (["mod", "edit", f"-require={module}@{version}"], ["mod", "tidy"]):
+            subprocess.run([go_binary(), *command], cwd=source, env=env, check=True,
+                           capture_output=True)
+        stamp.write_text(digest.hexdigest())
+    suffix = "-stripped" if stripped else ""
+    return build_app(source, stripped=stripped, name=f"{app}-{version}{suffix}")
 
 
 def _newest_source(source: Path) -> float:

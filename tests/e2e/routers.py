@@ -3,17 +3,13 @@ release, and the server spans gotel makes of its requests."""
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
-import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from conftest import GoServer, Gotel, read_jsonl
 from gotel.goelf import open_binary
-from gotools import APPS, BUILD, build_app, go_binary
+from gotools import build_app, build_app_against
 
 
 def build_router_app(app: str, module: str, version: str, pinned: str, *,
@@ -21,21 +17,7 @@ def build_router_app(app: str, module: str, version: str, pinned: str, *,
     """tests/apps/<app> against its pinned router release or another (a patched copy)."""
     if version == pinned:
         return build_app(app, stripped=stripped)
-    source = BUILD / f"src-{app}-{version}"
-    digest = hashlib.sha256(version.encode())
-    for name in ("main.go", "go.mod", "go.sum"):
-        digest.update((APPS / app / name).read_bytes())
-    stamp = source / ".stamp"
-    if not stamp.exists() or stamp.read_text() != digest.hexdigest():
-        shutil.rmtree(source, ignore_errors=True)
-        shutil.copytree(APPS / app, source)
-        env = dict(os.environ, GOTOOLCHAIN="local")
-        for command in (["mod", "edit", f"-require={module}@{version}"], ["mod", "tidy"]):
-            subprocess.run([go_binary(), *command], cwd=source, env=env, check=True,
-                           capture_output=True)
-        stamp.write_text(digest.hexdigest())
-    suffix = "-stripped" if stripped else ""
-    return build_app(source, stripped=stripped, name=f"{app}-{version}{suffix}")
+    return build_app_against(app, module, version, stripped=stripped)
 
 
 def router_binary(app: str, module: str, version: str, pinned: str, stripped: bool) -> Path:

@@ -8,11 +8,9 @@ differ), stripped (offsets from gotel's database) and not (DWARF).
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 import re
-import shutil
 import socket
 import subprocess
 import time
@@ -28,7 +26,7 @@ from gotel.goelf import open_binary
 from gotel.instrumentation.goredis import probe
 from gotel.offsets import database
 from gotel.planning import plan_probe
-from gotools import APPS, BUILD, REPO, build_app, go_binary
+from gotools import APPS, REPO, build_app, build_app_against
 
 pytestmark = pytest.mark.usefixtures("require_root")
 
@@ -50,21 +48,7 @@ def build_redisapp(version: str, *, stripped: bool = False) -> Path:
     """The app against its pinned go-redis or another release (a patched copy)."""
     if version == PINNED:
         return build_app("redisapp", stripped=stripped)
-    source = BUILD / f"src-redisapp-{version}"
-    digest = hashlib.sha256(version.encode())
-    for name in ("main.go", "go.mod", "go.sum"):
-        digest.update((APP / name).read_bytes())
-    stamp = source / ".stamp"
-    if not stamp.exists() or stamp.read_text() != digest.hexdigest():
-        shutil.rmtree(source, ignore_errors=True)
-        shutil.copytree(APP, source)
-        env = dict(os.environ, GOTOOLCHAIN="local")
-        for command in (["mod", "edit", f"-require={MODULE}@{version}"], ["mod", "tidy"]):
-            subprocess.run([go_binary(), *command], cwd=source, env=env, check=True,
-                           capture_output=True)
-        stamp.write_text(digest.hexdigest())
-    suffix = "-stripped" if stripped else ""
-    return build_app(source, stripped=stripped, name=f"redisapp-{version}{suffix}")
+    return build_app_against("redisapp", MODULE, version, stripped=stripped)
 
 
 def free_port() -> int:

@@ -7,10 +7,6 @@ case is one HTTP request to the front; its spans are told apart by time window.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
-import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -23,7 +19,7 @@ from conftest import GoServer, Gotel
 from gotel.goelf import open_binary
 from gotel.instrumentation.grpc import probe
 from gotel.planning import plan_probes
-from gotools import APPS, BUILD, build_app, go_binary
+from gotools import APPS, build_app, build_app_against
 from otlp_receiver import Receiver
 
 pytestmark = pytest.mark.usefixtures("require_root")
@@ -43,20 +39,7 @@ def build_greeter(version: str | None) -> Path:
     """The greeter against its pinned grpc (None) or another release (a patched copy)."""
     if version is None:
         return build_app("grpcgreeter")
-    source = BUILD / f"src-grpcgreeter-{version}"
-    digest = hashlib.sha256(version.encode())
-    for name in ("main.go", "go.mod", "go.sum"):
-        digest.update((APP / name).read_bytes())
-    stamp = source / ".stamp"
-    if not stamp.exists() or stamp.read_text() != digest.hexdigest():
-        shutil.rmtree(source, ignore_errors=True)
-        shutil.copytree(APP, source)
-        env = dict(os.environ, GOTOOLCHAIN="local")
-        for command in (["mod", "edit", f"-require={GRPC}@{version}"], ["mod", "tidy"]):
-            subprocess.run([go_binary(), *command], cwd=source, env=env, check=True,
-                           capture_output=True)
-        stamp.write_text(digest.hexdigest())
-    return build_app(source, name=f"grpcgreeter-{version}")
+    return build_app_against("grpcgreeter", GRPC, version)
 
 
 @dataclass
