@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -52,9 +53,11 @@ def build_app(
     return out
 
 
-def build_app_against(app: str, module: str, version: str, *, stripped: bool = False) -> Path:
+def build_app_against(app: str, module: str, version: str, *, stripped: bool = False,
+                      siblings: tuple[str, ...] = ()) -> Path:
     """tests/apps/<app> built against another release of one of its modules: a copy whose
-    go.mod requires `version` (rebuilt when the app's sources or the version change)."""
+    go.mod requires `version` (rebuilt when the app's sources or the version change).
+    `siblings` are modules released together with it, required at the same version."""
     source = BUILD / f"src-{app}-{version}"
     digest = hashlib.sha256(version.encode())
     for name in ("main.go", "go.mod", "go.sum"):
@@ -64,7 +67,13 @@ def build_app_against(app: str, module: str, version: str, *, stripped: bool = F
         shutil.rmtree(source, ignore_errors=True)
         shutil.copytree(APPS / app, source)
         env = dict(os.environ, GOTOOLCHAIN="local")
-        for command in (["mod", "edit", f"-require={module}@{version}"], ["mod", "tidy"]):
+        requires = [f"-require={m}@{version}" for m in (module, *siblings)]
+        if siblings:  # indirect requirements of the newer release would pull it back up
+            listed = subprocess.run([go_binary(), "mod", "edit", "-json"], cwd=source, env=env,
+                                    check=True, capture_output=True, text=True).stdout
+            requires += [f"-droprequire={r['Path']}" for r in json.loads(listed)["Require"]
+                         if r.get("Indirect")]
+        for command in (["mod", "edit", *requires], ["mod", "tidy"]):
             subprocess.run([go_binary(), *command], cwd=source, env=env, check=True,
                            capture_output=True)
         stamp.write_text(digest.hexdigest())

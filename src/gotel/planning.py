@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from gotel.goelf import Function, GoBinary
 from gotel.goversion import at_least
-from gotel.instrumentation.probe import Hook, Probe
+from gotel.instrumentation.probe import Describe, Hook, Probe
 from gotel.offsets.resolve import (
     Resolved,
     missing_offsets_reason,
@@ -36,6 +36,11 @@ class ProbePlan:
     skip_reason: str | None = None
     linked: bool = True  # False: the library is not in this binary, nothing to report
     notes: list[str] = field(default_factory=list)  # optional hooks left out, and why
+    describe: Describe | None = None  # for this binary's events; None: the probe's own
+
+    @property
+    def describer(self) -> Describe:
+        return self.describe or self.probe.describe
 
     @property
     def applies(self) -> bool:
@@ -100,4 +105,7 @@ def plan_probe(binary: GoBinary, probe: Probe) -> ProbePlan:
         return plan
     plan.constants.update(probe.features(plan.constants))
     plan.constants.update(probe.module_constants(binary.modules))
+    plan.constants.update(probe.binary_constants(binary))
+    if probe.binary_describe is not None:
+        plan.describe = probe.binary_describe(binary)
     return plan

@@ -149,7 +149,7 @@ class Session:
             obj.close()  # destroys the links made so far
             raise
         probe = plan.probe
-        assembler = SpanAssembler(probe.name, probe.describe, self.clock)
+        assembler = SpanAssembler(probe.name, plan.describer, self.clock)
         scope = encode_scope(probe.scope, gotel.__version__)
         return LoadedProbe(plan, obj, links, rings, decoder, assembler, scope)
 

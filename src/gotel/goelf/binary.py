@@ -132,6 +132,15 @@ class GoBinary:
             return None
         return Function(name, address, size, offset)
 
+    def function_entries_ending_with(self, suffix: str) -> dict[int, str]:
+        """Entry address -> name of every Go function whose name ends with `suffix`."""
+        try:
+            funcs = self._pclntab.ending_with(suffix) if self._pclntab else []
+        except (PclntabError, *_DECODE_ERRORS) as e:
+            log.warning("%s: cannot search functions named *%s: %s", self.path, suffix, e)
+            return {}
+        return {f.entry: f.name for f in funcs}
+
     def return_offsets(self, fn: Function) -> list[int]:
         """File offsets of every RET in `fn` (empty when it ends in a tail call)."""
         if fn not in self._rets:

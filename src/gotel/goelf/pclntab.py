@@ -224,6 +224,23 @@ class Pclntab:
                 return PcFunc(name, f.entry, f.end, f.func_id, f.flag)
         return None
 
+    def ending_with(self, suffix: str) -> list[PcFunc]:
+        """Every function whose name ends with `suffix` (e.g. the copies of a closure that
+        was inlined into several callers: "<caller>.WithSpanKind.func1")."""
+        if not self.supported:
+            return []
+        needle = suffix.encode() + b"\0"
+        start, end = self.funcname_off, self.pcln_off
+        index = self._name_index()
+        found: list[PcFunc] = []
+        pos = self.data.find(needle, start, end)
+        while pos >= 0:
+            name_start = self.data.rfind(b"\0", start, pos) + 1 or start
+            name = self.data[name_start : pos + len(needle) - 1].decode("utf-8", "replace")
+            found.extend(self._func(i, name) for i in index.get(name_start - start, ()))
+            pos = self.data.find(needle, pos + 1, end)
+        return found
+
     def _candidates(self, name: str) -> list[PcFunc]:
         needle = name.encode() + b"\0"
         start, end = self.funcname_off, self.pcln_off

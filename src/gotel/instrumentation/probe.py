@@ -9,13 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gotel.trace import SpanData
+
+if TYPE_CHECKING:
+    from gotel.goelf import GoBinary
 
 STD = "std"  # the standard library's "module": its version is the Go version
 
 Event = Mapping[str, Any]
+Describe = Callable[[Event], "SpanData | None"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,12 @@ class Probe:
     module_constants: Callable[[Mapping[str, str]], dict[str, int]] = field(
         default=lambda _: {}
     )
+    # Constants read from the binary itself, e.g. the file address of a function the BPF code
+    # compares code pointers with.
+    binary_constants: Callable[[GoBinary], dict[str, int]] = field(default=lambda _: {})
+    # For a probe whose events carry code addresses: makes, for one binary, the describe its
+    # events get instead of `describe` (it may name the functions at those addresses).
+    binary_describe: Callable[[GoBinary], Describe] | None = None
 
 
 def object_path(package_file: str, name: str) -> Path:

@@ -16,3 +16,6 @@
 
 /* Go keeps the running goroutine's g in R14 while in Go code. */
 #define GO_G(ctx) ((ctx)->r14)
+
+/* runtime.itab: inter, _type, hash (uint32) and padding, then the method table (Go 1.21-1.26). */
+#define GO_ITAB_FUN0 24
