@@ -1,18 +1,21 @@
 #!/usr/bin/env python3
-"""What gotel adds to one SQL query or Redis command: uprobe hits and µs, from the slope
-between two loads.
+"""What gotel adds to one SQL query, Redis command or manual (OpenTelemetry API) span: uprobe
+hits and µs, from the slope between two loads.
 
 Run as root from the repository (BPF objects built with `make bpf`):
 
     .venv/bin/python bench/db_overhead.py                 # SQL, ~1.5 min
     .venv/bin/python bench/db_overhead.py --target redis  # go-redis against redis-server
+    .venv/bin/python bench/db_overhead.py --target otel   # spans started with the OTel API
     .venv/bin/python bench/db_overhead.py --rounds 5 --duration 5
 
 --target sql: tests/apps/sqlapp (database/sql over modernc.org/sqlite: a real database
 file, no server to share the 2 CPUs with); --target redis: tests/apps/redisapp (go-redis v9)
-against a real redis-server on a free port. Each serves /repeat?n=N: N queries or GETs per
-request. Under wrk -c1, rounds alternate without / with `gotel attach`, at N=1 and N=11;
-the difference of the added time between the two, over 10, is what one call gains (the
+against a real redis-server on a free port; --target otel: tests/apps/otelapp (the global
+tracer, no SDK: the API bridge; each span has two attributes at Start and one set later).
+Each serves /repeat?n=N: N queries, GETs or spans per request. Under wrk -c1, rounds
+alternate without / with `gotel attach`, at N=1 and N=11; the difference of the added time
+between the two, over 10, is what one call gains (the
 HTTP server span's cost cancels out). The hits per call are counted on the real uprobe
 sites of gotel's plan. It prints numbers; it asserts nothing.
 """
@@ -45,6 +48,12 @@ from hitcost import compile_counter, count_site_hits, plan_hits
 from gotools import APPS, build_app
 
 LOW, HIGH = 1, 11
+# --target -> (the app, what one call is)
+TARGETS = {
+    "sql": ("tests/apps/sqlapp (modernc.org/sqlite)", "SQL query"),
+    "redis": ("tests/apps/redisapp (go-redis v9, redis-server)", "Redis command"),
+    "otel": ("tests/apps/otelapp (OpenTelemetry API, no SDK)", "manual span"),
+}
 C1 = Case("c1", 1, 1)
 
 
@@ -84,12 +93,14 @@ def one(children: Children, server: Service, n: int, on: bool, duration: float
 
 
 def run(args: argparse.Namespace, children: Children, tmp: Path, _stats: bool) -> int:
-    app = "tests/apps/sqlapp (modernc.org/sqlite)" if args.target == "sql" else \
-        "tests/apps/redisapp (go-redis v9, redis-server)"
+    app = TARGETS[args.target][0]
     with step(f"building {app} and the hit counter"):
         if args.target == "sql":
             binary = build_app(APPS / "sqlapp", package="./modernc")
             flags = ["-dsn", str(tmp / "bench.db")]
+        elif args.target == "otel":
+            binary = build_app(APPS / "otelapp")
+            flags = []
         else:
             binary = build_app(APPS / "redisapp")
             flags = ["-redis", f"127.0.0.1:{start_redis(children, tmp)}"]
@@ -120,7 +131,8 @@ def run(args: argparse.Namespace, children: Children, tmp: Path, _stats: bool) -
     def added(n: int) -> float:
         return 1e6 * (1 / med(rps[(n, True)]) - 1 / med(rps[(n, False)]))
 
-    print(f"gotel per {'SQL query' if args.target == 'sql' else 'Redis command'}: {app}, wrk -c1, "
+    call = TARGETS[args.target][1]
+    print(f"gotel per {call}: {app}, wrk -c1, "
           f"{args.rounds} rounds x {args.duration:g} s, gotel --exporter none; CLK_TCK {CLK_TCK}")
     print(f"{'n':>4}{'off req/s':>11}{'±':>8}{'on req/s':>10}{'±':>8}{'added µs/req':>14}"
           f"{'hits/req':>10}{'gotel CPU µs/req':>18}")
@@ -132,7 +144,6 @@ def run(args: argparse.Namespace, children: Children, tmp: Path, _stats: bool) -
     hits_per_query = (hits[HIGH] - hits[LOW]) / (HIGH - LOW)
     cpu_per_query = (med(gotel_us[HIGH]) - med(gotel_us[LOW])) / (HIGH - LOW)
     print(f"hits at n={HIGH} by site: " + ", ".join(f"{k} {v:.2f}" for k, v in per_site.items()))
-    call = "query" if args.target == "sql" else "command"
     print(f"\nper {call}: {hits_per_query:.2f} uprobe hits, {per_query:.2f} µs added latency, "
           f"{cpu_per_query:.2f} µs of gotel CPU")
     return 0
@@ -140,8 +151,9 @@ def run(args: argparse.Namespace, children: Children, tmp: Path, _stats: bool) -
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    ap.add_argument("--target", choices=("sql", "redis"), default="sql",
-                    help="sql: database/sql on SQLite; redis: go-redis on redis-server")
+    ap.add_argument("--target", choices=tuple(TARGETS), default="sql",
+                    help="sql: database/sql on SQLite; redis: go-redis on redis-server; "
+                    "otel: manual spans of the OpenTelemetry API")
     ap.add_argument("--duration", type=float, default=3.0, help="seconds per wrk run (default 3)")
     ap.add_argument("--rounds", type=int, default=4, help="rounds (default 4)")
     args = ap.parse_args()

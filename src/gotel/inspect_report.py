@@ -63,7 +63,9 @@ def write_report(binary: GoBinary, plans: list[ProbePlan], out: TextIO) -> None:
         if plan.probe.context_in:
             w(f"      context in:  {plan.probe.context_in}\n")
         if plan.probe.context_out:
-            w(f"      context out: {plan.probe.context_out}{out_here}\n")
+            # Whether the injector can run here matters to what leaves the process, not to "none".
+            here = "" if plan.probe.context_out.startswith("none") else out_here
+            w(f"      context out: {plan.probe.context_out}{here}\n")
         for note in plan.notes:
             w(f"      note: {note}\n")
         for key, res in plan.fields.items():

@@ -6,6 +6,7 @@
 //	/nested      a manual span inside a manual span, each with a client call
 //	/background  a manual span started in a goroutine of the handler
 //	/limits      more attributes than gotel keeps, a long value, a long key, a long name
+//	/repeat?n=N  N manual spans, each with two attributes at Start and one set later (bench)
 //
 // With -sdk the program installs its own SDK tracer provider (exporting to stdout), so its
 // spans are its own: gotel must not export them a second time.
@@ -21,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -115,6 +117,17 @@ func limits(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "limits done")
 }
 
+func repeat(w http.ResponseWriter, r *http.Request) {
+	n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+	for i := 0; i < n; i++ {
+		_, span := tracer.Start(r.Context(), "step",
+			trace.WithAttributes(attribute.Int("app.step", i), attribute.String("app.tier", "gold")))
+		span.SetAttributes(attribute.Bool("app.done", true))
+		span.End()
+	}
+	fmt.Fprintln(w, n)
+}
+
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
 	useSDK := flag.Bool("sdk", false, "install an SDK tracer provider exporting to stdout")
@@ -139,6 +152,7 @@ func main() {
 	mux.HandleFunc("/nested", nested)
 	mux.HandleFunc("/background", background)
 	mux.HandleFunc("/limits", limits)
+	mux.HandleFunc("/repeat", repeat)
 	mux.HandleFunc("/leaf", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "leaf") })
 	fmt.Printf("listening on %s\n", ln.Addr())
 	log.Fatal(http.Serve(ln, mux))

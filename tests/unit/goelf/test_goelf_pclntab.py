@@ -81,6 +81,20 @@ def test_lookup_on_every_layout(magic: int) -> None:
     assert at("main") is None and at("nope") is None and at("") is None
 
 
+@pytest.mark.parametrize("magic", [MAGIC_116, MAGIC_118, MAGIC_120])
+def test_functions_by_name_suffix_on_every_layout(magic: int) -> None:
+    text = 0x401000
+    tab = Pclntab(None, make_table(magic, FUNCS, text, 0x180), 0x500000)  # type: ignore[arg-type]
+
+    def ending(suffix: str) -> list[tuple[str, int]]:
+        return sorted((f.name, f.entry - text) for f in tab.ending_with(suffix))
+
+    assert ending("main.main") == [("main.main", 0x00), ("x.main.main", 0x140)]
+    assert ending(".main") == [("main.main", 0x00), ("x.main.main", 0x140)]
+    assert ending("osyield") == [("runtime.osyield", 0x40), ("runtime.osyield", 0xC0)]
+    assert ending("nope") == [] and ending("main.mai") == []
+
+
 def _without_section_headers(src: Path, dst: Path) -> Path:
     data = bytearray(src.read_bytes())
     struct.pack_into("<Q", data, 0x28, 0)  # e_shoff

@@ -132,8 +132,9 @@ BRIDGE = Probe(
     event="otel_span_event",
     describe=_without_binary,
     scope=SCOPE,
-    context_in="the Context the program passes to Tracer.Start (gotel's spans it carries)",
-    context_out="the Context Tracer.Start returns carries the span to gotel's probes",
+    # In-process only: the span's children leave the process through the other probes.
+    context_in="the Context given to Tracer.Start (the span of gotel's it carries is the parent)",
+    context_out="none itself: the Context Tracer.Start returns parents gotel's client spans",
     features=kv_size,
     binary_constants=function_addresses,
     binary_describe=describer,
