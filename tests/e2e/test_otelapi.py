@@ -3,9 +3,10 @@ real BPF, no write into the program (this machine's lockdown forbids it anyway).
 
 Each handler starts spans through the global tracer, which has no SDK behind it: gotel must
 export them with their name, kind, attributes and status, as children of the request's SERVER
-span and as parents of the HTTP client spans made with their Context (whose server side, the
-/leaf request, joins the trace through the injected traceparent). Built against three otel
-releases, stripped (offsets from gotel's database) and not (DWARF), and as a PIE.
+span and as parents of the HTTP client and SQL spans made with their Context (the HTTP
+calls' server side, the /leaf request, joins the trace through the injected traceparent).
+Built against three otel releases, stripped (offsets from gotel's database) and not (DWARF),
+and as a PIE.
 """
 
 from __future__ import annotations
@@ -117,18 +118,18 @@ def test_manual_spans_sit_between_automatic_spans(version, stripped, pie, tmp_pa
     line = gotel.wait_for(rf"pid {app.pid} .*attached.*").group(0)
     assert "OpenTelemetry" not in line.partition("skipped")[2], line
 
-    for path in ("/work", "/fail", "/nested", "/background", "/limits"):
+    for path in ("/work", "/fail", "/nested", "/background", "/limits", "/db"):
         get(f"{app.url}{path}") if path != "/fail" else _expect_500(f"{app.url}{path}")
 
     def complete(spans: list[dict]) -> bool:
-        # 5 requests + 4 /leaf calls (client and server) + 6 manual spans
-        return len(spans) >= 5 + 4 * 2 + 6
+        # 6 requests + 4 /leaf calls (client and server) + 7 manual spans + 2 SQL spans
+        return len(spans) >= 6 + 4 * 2 + 7 + 2
     spans = spans_until(out, complete)
     assert gotel.stop() == 0, gotel.log
     spans = read_jsonl(out, len(spans))
     assert complete(spans), [(s["name"], s["kind"]) for s in spans]
     manual = [s for s in spans if s["scope"] == probe.SCOPE]
-    assert len(manual) == 6, [s["name"] for s in manual]
+    assert len(manual) == 7, [s["name"] for s in manual]
 
     # /work: server -> manual span (renamed, every attribute kind) -> client -> /leaf server.
     work = Trace(spans, "/work")
@@ -174,6 +175,19 @@ def test_manual_spans_sit_between_automatic_spans(version, stripped, pie, tmp_pa
     assert attrs[long_key] == "x"
     assert attrs["gotel.dropped_attributes"] == 6
     assert set(attrs["gotel.truncated"].split(",")) == {"span.name", "app.long", long_key}
+
+    # /db: server -> manual span -> the SQL spans of the queries made with its Context.
+    db = Trace(spans, "/db")
+    span = db.named("manual-db")
+    check_child(span, db.server)
+    queries = db.children(span)
+    assert [(q["name"], q["kind"]) for q in queries] == [("SELECT items", "CLIENT"),
+                                                        ("INSERT items", "CLIENT")]
+    for query in queries:
+        check_child(query, span)
+        assert query["attributes"]["db.system.name"] == "sqlite"
+    assert queries[0]["attributes"]["db.query.text"] == (
+        "SELECT count(*) FROM items WHERE name = ?")
 
 
 def _expect_500(url: str) -> None:

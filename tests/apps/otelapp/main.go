@@ -6,6 +6,7 @@
 //	/nested      a manual span inside a manual span, each with a client call
 //	/background  a manual span started in a goroutine of the handler
 //	/limits      more attributes than gotel keeps, a long value, a long key, a long name
+//	/db          a manual span around two SQL queries (database/sql, SQLite in memory)
 //	/repeat?n=N  N manual spans, each with two attributes at Start and one set later (bench)
 //
 // With -sdk the program installs its own SDK tracer provider (exporting to stdout), so its
@@ -14,6 +15,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,6 +34,7 @@ import (
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+	_ "modernc.org/sqlite"
 )
 
 var tracer = otel.Tracer("gotel.test/otelapp")
@@ -117,6 +120,23 @@ func limits(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "limits done")
 }
 
+var db *sql.DB
+
+func query(w http.ResponseWriter, r *http.Request) {
+	ctx, span := tracer.Start(r.Context(), "manual-db")
+	defer span.End()
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM items WHERE name = 'secret'").Scan(&n); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	if _, err := db.ExecContext(ctx, "INSERT INTO items (name) VALUES (?)", "x"); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	fmt.Fprintln(w, n)
+}
+
 func repeat(w http.ResponseWriter, r *http.Request) {
 	n, _ := strconv.Atoi(r.URL.Query().Get("n"))
 	for i := 0; i < n; i++ {
@@ -141,6 +161,14 @@ func main() {
 		defer func() { _ = tp.Shutdown(context.Background()) }()
 		otel.SetTracerProvider(tp)
 	}
+	var err error
+	if db, err = sql.Open("sqlite", ":memory:"); err != nil {
+		log.Fatal(err)
+	}
+	db.SetMaxOpenConns(1) // one connection: one in-memory database
+	if _, err = db.Exec("CREATE TABLE items (name TEXT)"); err != nil {
+		log.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatal(err)
@@ -153,6 +181,7 @@ func main() {
 	mux.HandleFunc("/background", background)
 	mux.HandleFunc("/limits", limits)
 	mux.HandleFunc("/repeat", repeat)
+	mux.HandleFunc("/db", query)
 	mux.HandleFunc("/leaf", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "leaf") })
 	fmt.Printf("listening on %s\n", ln.Addr())
 	log.Fatal(http.Serve(ln, mux))
