@@ -27,7 +27,8 @@ EXPECTED = {
     "/query": ["SELECT items"],
     "/exec": ["INSERT items"],
     "/tx": ["BEGIN", "UPDATE items", "COMMIT", "BEGIN", "ROLLBACK"],
-    "/prepare": ["PREPARE SELECT items"],
+    # Statements prepared, then executed: the executions take the prepared query text.
+    "/prepare": ["PREPARE SELECT items", "SELECT items", "PREPARE UPDATE items", "UPDATE items"],
     "/error": ["SELECT no_such_table"],
     "/background": ["DELETE items"],  # on a goroutine the handler started: its child all the same
 }
@@ -87,10 +88,12 @@ def check_spans(spans: list[dict], system: str, with_server: int | None) -> None
     servers = {s["span_id"]: s for s in spans if s["kind"] == "SERVER"}
     assert len(servers) == len(EXPECTED), [s["name"] for s in spans]
     by_path = {s["attributes"]["url.path"]: s for s in servers.values()}
+    of_path: dict[str, list[dict]] = {}
     for path, names in EXPECTED.items():
         parent = by_path[path]
         children = sorted((s for s in spans if s.get("parent_span_id") == parent["span_id"]),
                           key=lambda s: s["start_time_unix_nano"])
+        of_path[path] = children
         assert [c["name"] for c in children] == names, (path, [c["name"] for c in children])
         for child in children:
             attrs = child["attributes"]
@@ -104,7 +107,10 @@ def check_spans(spans: list[dict], system: str, with_server: int | None) -> None
                 assert "server.address" not in attrs, attrs
             error = path == "/error"
             assert (child["status"]["code"] == "ERROR") == error, child
-    query = next(s for s in spans if s["name"] == "SELECT items")["attributes"]
+    prepared = [c["attributes"]["db.query.text"] for c in of_path["/prepare"]]
+    assert prepared == ["SELECT name FROM items WHERE id = $1"] * 2 + [
+        "UPDATE items SET name = $1 WHERE id = ?"] * 2
+    query = of_path["/query"][0]["attributes"]
     assert query["db.query.text"] == "SELECT id, name FROM items WHERE name <> ? AND id < ?"
     assert query["db.operation.name"] == "SELECT" and query["db.collection.name"] == "items"
     insert = next(s for s in spans if s["name"] == "INSERT items")["attributes"]

@@ -6,6 +6,8 @@
  * are (*DB).BeginTx and (*Tx).Commit/Rollback. One span per call, entry and
  * every RET. sql.Open is probed too: when gotel sees it, the DB's driver name
  * and data source name (for host and port) go with every span of that DB.
+ * A prepared statement's executions ((*Stmt).ExecContext, QueryContext) take
+ * their query text from the prepareDC call that made the *Stmt: no struct offset.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -66,6 +68,21 @@ struct {
 	__type(value, struct sql_db);
 } sql_dbs SEC(".maps");
 
+/* *Stmt -> its DB and query, from prepareDC's RET (no struct offset needed). */
+struct sql_stmt {
+	__u64 db;
+	__u32 query_len;
+	__u32 _pad;
+	char query[SQL_QUERY_SIZE];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct sql_stmt);
+} sql_stmts SEC(".maps");
+
 /* *Tx -> its *DB, from BeginTx's RET (no struct offset needed). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -89,6 +106,13 @@ struct {
 	__type(value, struct sql_db);
 } sql_db_scratch SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sql_stmt);
+} sql_stmt_scratch SEC(".maps");
+
 GOTEL_EVENT_TYPE(sql_client_event);
 
 /* Copy a Go string given as (ptr, len) registers; returns its full length. */
@@ -105,8 +129,11 @@ static __always_inline __u32 read_string_regs(__u64 ptr, __s64 len, char *dst, _
 	return len > 0xffffffff ? 0xffffffff : (__u32)len;
 }
 
-static __always_inline int call_start(struct pt_regs *ctx, enum sql_operation op, __u64 db, __u64 goctx,
-				      __u64 query_ptr, __s64 query_len)
+/* Start a call's span; its query is read from the program (query_ptr, query_len) or, for a
+ * prepared statement's execution, copied from what its prepareDC saw (stmt). */
+static __always_inline int call_start_query(struct pt_regs *ctx, enum sql_operation op, __u64 db,
+					    __u64 goctx, __u64 query_ptr, __s64 query_len,
+					    const struct sql_stmt *stmt)
 {
 	__u64 g = GO_G(ctx), goid = goroutine_id(g);
 	struct sql_call *seen, *call;
@@ -125,7 +152,13 @@ static __always_inline int call_start(struct pt_regs *ctx, enum sql_operation op
 	call->db = db;
 	call->query_ptr = query_ptr;
 	call->operation = op;
-	call->query_len = read_string_regs(query_ptr, query_len, call->query, sizeof(call->query));
+	if (stmt) {
+		call->query_len = stmt->query_len;
+		bpf_probe_read_kernel(call->query, sizeof(call->query), stmt->query);
+	} else {
+		call->query_len = read_string_regs(query_ptr, query_len, call->query,
+						   sizeof(call->query));
+	}
 	__builtin_memset(call->parent_span_id, 0, SPAN_ID_SIZE);
 	if (find_parent_span(goctx, g, goid, &parent)) {
 		span_start(&call->sc, &parent);
@@ -135,6 +168,12 @@ static __always_inline int call_start(struct pt_regs *ctx, enum sql_operation op
 	}
 	bpf_map_update_elem(&sql_calls, &goid, call, BPF_ANY);
 	return 0;
+}
+
+static __always_inline int call_start(struct pt_regs *ctx, enum sql_operation op, __u64 db,
+				      __u64 goctx, __u64 query_ptr, __s64 query_len)
+{
+	return call_start_query(ctx, op, db, goctx, query_ptr, query_len, 0);
 }
 
 static __always_inline int call_end(struct pt_regs *ctx, __u64 error_itab)
@@ -225,7 +264,53 @@ int prepare_entry(struct pt_regs *ctx)
 SEC("uprobe")
 int prepare_return(struct pt_regs *ctx)
 {
+	__u64 goid = goroutine_id(GO_G(ctx)), stmt = GO_PARAM1(ctx);
+	struct sql_call *call = bpf_map_lookup_elem(&sql_calls, &goid);
+	struct sql_stmt *s;
+	__u32 zero = 0;
+
+	s = bpf_map_lookup_elem(&sql_stmt_scratch, &zero);
+	if (call && stmt && s && call->operation == SQL_OP_PREPARE) {
+		s->db = call->db;
+		s->query_len = call->query_len;
+		s->_pad = 0;
+		bpf_probe_read_kernel(s->query, sizeof(s->query), call->query);
+		bpf_map_update_elem(&sql_stmts, &stmt, s, BPF_ANY);
+	}
 	return call_end(ctx, GO_PARAM2(ctx));
+}
+
+/* func (s *Stmt) ExecContext(ctx context.Context, args ...any) (Result, error);
+ * func (s *Stmt) QueryContext(ctx context.Context, args ...any) (*Rows, error) */
+static __always_inline int stmt_start(struct pt_regs *ctx, enum sql_operation op)
+{
+	__u64 stmt = GO_PARAM1(ctx);
+	struct sql_stmt *s = bpf_map_lookup_elem(&sql_stmts, &stmt);
+
+	if (!s)
+		return 0; /* prepared before gotel attached (or by Tx.Stmt): its query is unknown */
+	return call_start_query(ctx, op, s->db, GO_PARAM3(ctx), stmt, 0, s);
+}
+
+SEC("uprobe")
+int stmt_exec_entry(struct pt_regs *ctx)
+{
+	return stmt_start(ctx, SQL_OP_EXEC);
+}
+
+SEC("uprobe")
+int stmt_query_entry(struct pt_regs *ctx)
+{
+	return stmt_start(ctx, SQL_OP_QUERY);
+}
+
+SEC("uprobe")
+int stmt_close_entry(struct pt_regs *ctx)
+{
+	__u64 stmt = GO_PARAM1(ctx);
+
+	bpf_map_delete_elem(&sql_stmts, &stmt);
+	return 0;
 }
 
 /* func (db *DB) BeginTx(ctx context.Context, opts *TxOptions) (*Tx, error) */

@@ -89,6 +89,12 @@ CLIENT = Probe(
         Hook("database/sql.(*DB).execDC", entry="exec_entry", returns="exec_return"),
         Hook("database/sql.(*DB).prepareDC", entry="prepare_entry", returns="prepare_return",
              optional=True),
+        # A prepared statement's executions, with the query its prepareDC was given.
+        Hook("database/sql.(*Stmt).ExecContext", entry="stmt_exec_entry",
+             returns="exec_return", optional=True),
+        Hook("database/sql.(*Stmt).QueryContext", entry="stmt_query_entry",
+             returns="query_return", optional=True),
+        Hook("database/sql.(*Stmt).Close", entry="stmt_close_entry", optional=True),
         Hook("database/sql.(*DB).BeginTx", entry="begin_entry", returns="begin_return",
              optional=True),
         Hook("database/sql.(*Tx).Commit", entry="commit_entry", returns="tx_end_return",

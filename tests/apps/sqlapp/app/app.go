@@ -96,6 +96,16 @@ func Main(driver string) {
 			http.Error(w, err.Error(), 500)
 			return
 		}
+		update, err := db.PrepareContext(r.Context(), "UPDATE items SET name = $1 WHERE id = 2")
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		defer update.Close()
+		if _, err := update.ExecContext(r.Context(), SecretArg); err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
 		fmt.Fprint(w, "prepared")
 	})
 	mux.HandleFunc("/error", func(w http.ResponseWriter, r *http.Request) {
