@@ -12,21 +12,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gotel.errors import GotelError
+from gotel.trace import env as env_names
 
 log = logging.getLogger(__name__)
 
-ENV_SAMPLER = "OTEL_TRACES_SAMPLER"
-ENV_SAMPLER_ARG = "OTEL_TRACES_SAMPLER_ARG"
+ENV_SAMPLER = env_names.OTEL_TRACES_SAMPLER
+ENV_SAMPLER_ARG = env_names.OTEL_TRACES_SAMPLER_ARG
 
-# Values of `enum sampler_kind` in include/trace_context.h.
-KINDS = {
-    "always_on": 0,
-    "always_off": 1,
-    "traceidratio": 2,
-    "parentbased_always_on": 3,
-    "parentbased_always_off": 4,
-    "parentbased_traceidratio": 5,
-}
+# OTEL_TRACES_SAMPLER's values; `enum sampler_kind` (include/trace_context.h) names each
+# SAMPLER_<NAME> (parentbased_ -> PARENT_), and its numbers come from each object's BTF.
+KINDS = ("always_on", "always_off", "traceidratio", "parentbased_always_on",
+         "parentbased_always_off", "parentbased_traceidratio")
+
+
+def enumerator(kind: str) -> str:
+    """The `enum sampler_kind` enumerator of an OTEL_TRACES_SAMPLER value."""
+    return "SAMPLER_" + kind.upper().replace("PARENTBASED_", "PARENT_")
+
+
 DEFAULT = "parentbased_always_on"
 
 
@@ -35,10 +38,10 @@ class Sampler:
     kind: str = DEFAULT
     ratio: float = 1.0
 
-    def constants(self) -> dict[str, int]:
+    def constants(self) -> dict[str, int | str]:
         # A trace is kept when its id's low 8 bytes, as an integer, fall below ratio * 2^64.
         threshold = min(int(self.ratio * 2**64), 2**64 - 1)
-        return {"sampler": KINDS[self.kind], "sampler_threshold": threshold}
+        return {"sampler": enumerator(self.kind), "sampler_threshold": threshold}
 
 
 def sampler_from_env(env: Mapping[str, str] | None = None) -> Sampler:

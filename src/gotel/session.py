@@ -73,7 +73,7 @@ class Session:
         *,
         resource: bytes,
         pid_filter: int | None = None,
-        common_constants: Mapping[str, int] | None = None,
+        common_constants: Mapping[str, int | str] | None = None,
         ring_buffer_bytes: int = 8 << 20,
         extensions: Sequence[Extension] = (),
     ) -> None:

@@ -72,6 +72,7 @@ class Field:
     layout: StructLayout | None = None  # kind == 'struct'
     bit_offset: int = 0  # kind == 'bitfield': bits from `offset`
     bit_size: int = 0
+    enumerators: tuple[tuple[str, int], ...] = ()  # kind == 'enum': its names and values
 
 
 @dataclass(frozen=True)
@@ -319,7 +320,8 @@ class Btf:
             signed = bool(encoding & _INT_SIGNED)
             return Field(name, offset, size, "int" if signed else "uint", signed=signed)
         if t.kind in (KIND_ENUM, KIND_ENUM64):
-            return Field(name, offset, size, "enum", signed=t.kflag)
+            return Field(name, offset, size, "enum", signed=t.kflag,
+                         enumerators=tuple(self.enum_values(t).items()))
         if t.kind == KIND_PTR:
             return Field(name, offset, size, "ptr")
         if t.kind == KIND_FLOAT:

@@ -97,8 +97,9 @@ class BpfObject:
 
     # -- before load --------------------------------------------------------------------
 
-    def set_constants(self, values: Mapping[str, int | bytes]) -> None:
-        """Set `volatile const` globals (.rodata) by name; must happen before load()."""
+    def set_constants(self, values: Mapping[str, int | bytes | str]) -> None:
+        """Set `volatile const` globals (.rodata) by name; must happen before load(). An
+        enum-typed one may be given its enumerator's name."""
         obj = self._require_open()
         if self._loaded:
             raise GotelError(f"bpf object {self.name}: constants must be set before load()")
@@ -492,7 +493,15 @@ class BpfObject:
         return ctypes.string_at(addr, size.value)
 
 
-def _pack_constant(var: Field, value: int | bytes) -> bytes:
+def _pack_constant(var: Field, value: int | bytes | str) -> bytes:
+    if isinstance(value, str):
+        # An enum-typed constant set by enumerator name: its number comes from the object's
+        # BTF, so no Python table copies the C enum.
+        named = dict(var.enumerators)
+        if var.kind != "enum" or value not in named:
+            known = ", ".join(named) or f"none: {var.name} is a {var.kind}"
+            raise GotelError(f"constant {var.name}: no enumerator {value!r} (known: {known})")
+        value = named[value]
     if isinstance(value, bytes | bytearray):
         if len(value) > var.size:
             raise GotelError(

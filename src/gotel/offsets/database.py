@@ -24,11 +24,12 @@ from enum import Enum
 from pathlib import Path
 
 from gotel.offsets.versions import series, sort_versions
+from gotel.trace import env
 
 SCHEMA = 1
 Value = int | None  # None: the field does not exist in that version
 
-DB_ENV = "GOTEL_OFFSETS_DB"  # path of the database to read and update instead of the bundled one
+DB_ENV = env.GOTEL_OFFSETS_DB  # path of the database to read and update instead of the bundled one
 BUNDLED = Path(__file__).resolve().parent / "data" / "offsets.json"
 
 

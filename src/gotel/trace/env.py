@@ -1,4 +1,4 @@
-"""Names of the OpenTelemetry environment variables gotel's trace and export layers read.
+"""Names of the environment variables gotel reads: OpenTelemetry's and gotel's own.
 
 One module, so a grep finds every setting gotel honours (and so none is documented but unread).
 """
@@ -8,6 +8,10 @@ from __future__ import annotations
 OTEL_SERVICE_NAME = "OTEL_SERVICE_NAME"
 OTEL_TRACES_EXPORTER = "OTEL_TRACES_EXPORTER"
 OTEL_RESOURCE_ATTRIBUTES = "OTEL_RESOURCE_ATTRIBUTES"
+
+# The sampler, decided in the kernel (gotel.sampling).
+OTEL_TRACES_SAMPLER = "OTEL_TRACES_SAMPLER"
+OTEL_TRACES_SAMPLER_ARG = "OTEL_TRACES_SAMPLER_ARG"
 
 # Protocol: the signal-specific variable wins over the generic one.
 OTEL_EXPORTER_OTLP_TRACES_PROTOCOL = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
@@ -42,3 +46,6 @@ OTEL_BSP_MAX_EXPORT_BATCH_SIZE = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"  # spans per r
 # gotel's own: "keep" exports database query text with its literal values (default: each
 # literal replaced by "?", so no value a program sends its database leaves the host).
 GOTEL_DB_QUERY_VALUES = "GOTEL_DB_QUERY_VALUES"
+
+# gotel's own: the offsets database to read and update instead of the bundled one.
+GOTEL_OFFSETS_DB = "GOTEL_OFFSETS_DB"

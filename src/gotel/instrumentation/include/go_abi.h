@@ -17,5 +17,13 @@
 /* Go keeps the running goroutine's g in R14 while in Go code. */
 #define GO_G(ctx) ((ctx)->r14)
 
+/*
+ * ...and in thread-local storage, for code that runs outside Go's own (a socket program on
+ * the goroutine's thread): runtime.tlsg, 8 bytes below the FS base on linux/amd64. The
+ * executable's TLS block ends at FS and holds only tlsg (PT_TLS memsz 8, internal or external
+ * linking) unless C code linked in declares thread-locals of its own.
+ */
+#define GO_G_TLS_OFFSET (-8)
+
 /* runtime.itab: inter, _type, hash (uint32) and padding, then the method table (Go 1.21-1.26). */
 #define GO_ITAB_FUN0 24

@@ -18,17 +18,18 @@
 #define CONTEXT_WALK_DEPTH 8
 #define LINEAGE_WALK_DEPTH 4
 
-/* Values of OTEL_TRACES_SAMPLER, set by the loader. */
+/* OTEL_TRACES_SAMPLER's values, as SAMPLER_ + the name in capitals (parentbased_ -> PARENT_). */
 enum sampler_kind {
 	SAMPLER_ALWAYS_ON = 0,
 	SAMPLER_ALWAYS_OFF = 1,
-	SAMPLER_TRACEID_RATIO = 2,
+	SAMPLER_TRACEIDRATIO = 2,
 	SAMPLER_PARENT_ALWAYS_ON = 3,
 	SAMPLER_PARENT_ALWAYS_OFF = 4,
-	SAMPLER_PARENT_TRACEID_RATIO = 5,
+	SAMPLER_PARENT_TRACEIDRATIO = 5,
 };
 
-volatile const __u32 sampler = SAMPLER_PARENT_ALWAYS_ON;
+/* Typed, so the enum is in every object's BTF: the loader sets it by enumerator name. */
+volatile const enum sampler_kind sampler = SAMPLER_PARENT_ALWAYS_ON;
 /* traceidratio: sampled when the trace id's low 8 bytes (big endian) < threshold. */
 volatile const __u64 sampler_threshold = 0;
 /* Offset of the parent Context interface embedded in context's cancelCtx/valueCtx/timerCtx. */
@@ -66,11 +67,14 @@ static __always_inline int sample_root(const __u8 *trace_id)
 	case SAMPLER_ALWAYS_OFF:
 	case SAMPLER_PARENT_ALWAYS_OFF:
 		return 0;
-	case SAMPLER_TRACEID_RATIO:
-	case SAMPLER_PARENT_TRACEID_RATIO:
+	case SAMPLER_TRACEIDRATIO:
+	case SAMPLER_PARENT_TRACEIDRATIO:
 		for (int i = 8; i < 16; i++)
 			low = (low << 8) | trace_id[i];
 		return low < sampler_threshold;
+	case SAMPLER_ALWAYS_ON:
+	case SAMPLER_PARENT_ALWAYS_ON:
+		break;
 	}
 	return 1;
 }

@@ -28,13 +28,14 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
+#include "include/go_abi.h"
 #include "include/outgoing.h"
 #include "inject.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* Where Go keeps g relative to the thread's FS base (internal linking: -8). */
-volatile const __s64 g_tls_offset = -8;
+/* Where Go keeps g relative to the thread's FS base (a loader may know better). */
+volatile const __s64 g_tls_offset = GO_G_TLS_OFFSET;
 /* An entry older than this was left by a request whose bytes never came. */
 volatile const __u64 max_context_age_ns = 5ULL * 1000 * 1000 * 1000;
 

@@ -62,7 +62,7 @@ class SocketInjector:
         shared_outgoing_fd: int | None = None,
         *,
         shared_maps: Mapping[str, int] | None = None,
-        g_tls_offset: int = -8,
+        g_tls_offset: int | None = None,
         max_context_age_ns: int = 5_000_000_000,
         bpf_object: str | os.PathLike[str] = OBJECT,
     ) -> None:
@@ -74,7 +74,10 @@ class SocketInjector:
         }
         if shared_outgoing_fd is not None:
             self._shared[OUTGOING_MAP] = shared_outgoing_fd
-        self._constants = {"g_tls_offset": g_tls_offset, "max_context_age_ns": max_context_age_ns}
+        # g's TLS slot: include/go_abi.h's GO_G_TLS_OFFSET unless the caller knows better.
+        self._constants = {"max_context_age_ns": max_context_age_ns}
+        if g_tls_offset is not None:
+            self._constants["g_tls_offset"] = g_tls_offset
         self._path = Path(bpf_object)
         self._obj: BpfObject | None = None
         self._sockops: Link | None = None
