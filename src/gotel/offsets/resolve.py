@@ -22,8 +22,9 @@ KEEP_DWARF = "keep DWARF in the binary (build without -ldflags=-w)"
 @dataclass(frozen=True)
 class Resolved:
     offset: int | None
-    source: str  # "dwarf", "database" or "missing"
-    # offset None with source "dwarf"/"database": the field does not exist in this version.
+    source: str  # "dwarf", "database", "unlinked" or "missing"
+    # offset None with source "dwarf"/"database": the field does not exist in this version;
+    # "unlinked": the field's module is not in the binary (an optional field of another one).
     note: str = ""  # why the offset is None ("Go 1.26.9: ..."; absent: "Go 1.21.0")
     fix: str = ""  # what fills a missing offset: a command or a build change
 
@@ -81,7 +82,10 @@ def _from_database(binary: GoBinary, f: StructField,
                    db: database.OffsetsDatabase | str) -> Resolved:
     where = "the binary's DWARF does not describe it" if binary.has_dwarf else (
         "the binary has no DWARF")
-    version = module_version(binary, f.module) or ""
+    version = module_version(binary, f.module)
+    if version is None:
+        return Resolved(None, "unlinked", f"{f.module} is not linked into this binary")
+
     label = _label(f.module, version)
     key, why_not = _database_key(binary, f.module, version)
     if key is None:

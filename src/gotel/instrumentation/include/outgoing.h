@@ -13,6 +13,10 @@
  *    the entry is per (goroutine, stream id). The injector finds each HEADERS
  *    frame of a send, looks up (sending goroutine, frame's stream id) and
  *    deletes the entry whatever becomes of the frame.
+ *
+ * HTTP/2 over TLS: the stream ids are inside encrypted records, and nothing can
+ * be inserted there anyway; the writing goroutine gets a shared_outgoing entry
+ * marked tls, so that its next send is counted as tls, never rewritten.
  */
 #pragma once
 
@@ -24,6 +28,8 @@
 struct outgoing_request {
 	struct span_context sc;
 	__u64 start_ns; /* when the uprobe set it; stale entries are ignored */
+	__u32 tls;	/* the request goes out encrypted: counted, never rewritten */
+	__u32 _pad;
 };
 
 struct {

@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * net/http client spans: net/http.(*Transport).roundTrip, entry and every RET,
- * and the span context handed to the socket-level injector from the write
- * path: net/http.(*Request).write runs on the connection's write goroutine,
- * the one whose socket write carries the request line.
+ * net/http client spans: net/http.(*Transport).roundTrip, entry and every RET
+ * (HTTP/1 and HTTP/2 alike: roundTrip hands h2 connections to the bundled
+ * HTTP/2 transport and waits for its answer), and the span context handed to
+ * the socket-level injector from the write path:
+ *  - HTTP/1: net/http.(*Request).write runs on the connection's write
+ *    goroutine, the one whose socket write carries the request line;
+ *  - HTTP/2: (*http2ClientConn).writeHeaders encodes and flushes a stream's
+ *    HEADERS frame on the goroutine roundTrip's caller started for the stream
+ *    (cs.doRequest), so that goroutine's parent has the client span.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -16,12 +21,14 @@
 #include "include/outgoing.h"
 #include "include/events.h"
 #include "events.h"
+#include "header_map.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 volatile const __u64 off_request_method = GOTEL_OFFSET_ABSENT;
 volatile const __u64 off_request_url = GOTEL_OFFSET_ABSENT;
 volatile const __u64 off_request_ctx = GOTEL_OFFSET_ABSENT;
+volatile const __u64 off_request_header = GOTEL_OFFSET_ABSENT;
 volatile const __u64 off_url_scheme = GOTEL_OFFSET_ABSENT;
 volatile const __u64 off_url_host = GOTEL_OFFSET_ABSENT;
 volatile const __u64 off_url_path = GOTEL_OFFSET_ABSENT;
@@ -35,6 +42,9 @@ volatile const __u64 off_response_proto_minor = GOTEL_OFFSET_ABSENT;
 struct client_request {
 	__u64 start_ns;
 	__u64 request; /* *http.Request */
+	__u64 h2_conn; /* the *http2ClientConn and stream whose HEADERS were announced */
+	__u32 h2_stream;
+	__u32 _pad;
 	struct span_context sc;
 	__u8 parent_span_id[SPAN_ID_SIZE];
 };
@@ -143,5 +153,60 @@ int request_write_entry(struct pt_regs *ctx)
 	out.sc = *sc;
 	out.start_ns = bpf_ktime_get_boot_ns();
 	bpf_map_update_elem(&shared_outgoing, &g, &out, BPF_ANY);
+	return 0;
+}
+
+/* The bundled HTTP/2 transport speaks TLS to https:// URLs and h2c to http:// ones. */
+static __always_inline int is_https(__u64 request)
+{
+	char scheme[6] = {};
+
+	return read_go_string(read_ptr_field(request, off_request_url), off_url_scheme, scheme) ==
+		       5 &&
+	       scheme[0] == 'h' && scheme[1] == 't' && scheme[2] == 't' && scheme[3] == 'p' &&
+	       scheme[4] == 's';
+}
+
+/*
+ * (cc *http2ClientConn, streamID uint32, endStream bool, maxFrameSize int,
+ * hdrs []byte), entry: the stream's encoded header block goes out now, from
+ * this goroutine, which flushes it to the socket. Tell the injector the
+ * stream's span, by (goroutine, stream id). A second call for the same
+ * stream is its trailers: nothing to add there.
+ */
+SEC("uprobe")
+int write_headers_entry(struct pt_regs *ctx)
+{
+	__u64 g = GO_G(ctx), conn = GO_PARAM1(ctx);
+	__u64 caller = goroutine_parent_id(g);
+	struct outgoing_stream_key key = {.g = g, .stream_id = (__u32)GO_PARAM2(ctx)};
+	struct client_request *req = caller ? bpf_map_lookup_elem(&client_requests, &caller) : 0;
+	struct outgoing_stream stream = {};
+	__u8 value[HEADER_VALUE_MAX];
+
+	if (!req) {
+		/* Not ours (gotel attached mid-request, x/net's own transport): never leave a
+		 * recycled goroutine's older entry for this stream id in place. */
+		bpf_map_delete_elem(&shared_outgoing_streams, &key);
+		return 0;
+	}
+	if (req->h2_conn == conn && req->h2_stream == key.stream_id)
+		return 0; /* trailers, or this entry again after a stack growth */
+	req->h2_conn = conn;
+	req->h2_stream = key.stream_id;
+	if (is_https(req->request)) {
+		/* Encrypted: its flush is this goroutine's next send; counted as tls. */
+		struct outgoing_request marker = {.sc = req->sc, .tls = 1};
+
+		marker.start_ns = bpf_ktime_get_boot_ns();
+		bpf_map_update_elem(&shared_outgoing, &g, &marker, BPF_ANY);
+		return 0;
+	}
+	stream.req.sc = req->sc;
+	stream.req.start_ns = bpf_ktime_get_boot_ns();
+	/* A traceparent the caller set itself goes out as it is. */
+	stream.own_traceparent =
+		find_traceparent_header(read_ptr_field(req->request, off_request_header), value) > 0;
+	bpf_map_update_elem(&shared_outgoing_streams, &key, &stream, BPF_ANY);
 	return 0;
 }

@@ -18,6 +18,8 @@ from gotel.instrumentation.probe import STD, Event, Hook, Probe, StructField, ob
 from gotel.trace import SpanData, SpanKind
 
 SCOPE = "gotel/net/http"
+XNET = "golang.org/x/net"
+XNET_HTTP2 = f"{XNET}/http2"
 
 # Values of `enum http_route_source` in events.h and `enum header_map_layout` in header_map.h.
 _ROUTE_PATTERN_FIELD = 1
@@ -69,6 +71,12 @@ SERVER_FIELDS = (
     StructField(
         "net/http.http2responseWriterState", "status", "off_h2_state_status", required=False
     ),
+    # The same for golang.org/x/net/http2's server (h2c.NewHandler).
+    StructField(f"{XNET_HTTP2}.responseWriter", "rws", "off_xh2_writer_rws", XNET, False),
+    StructField(f"{XNET_HTTP2}.responseWriterState", "req", "off_xh2_state_req", XNET, False),
+    StructField(
+        f"{XNET_HTTP2}.responseWriterState", "status", "off_xh2_state_status", XNET, False
+    ),
 )
 
 
@@ -76,17 +84,22 @@ def _has(offsets: Mapping[str, int], fields: tuple[StructField, ...], prefix: st
     return all(f.const in offsets for f in fields if f.struct.startswith(prefix))
 
 
-def _server_features(offsets: Mapping[str, int]) -> dict[str, int]:
+def _header_map_features(offsets: Mapping[str, int]) -> dict[str, int]:
     features = {}
-    if "off_request_pattern" in offsets:
-        features["route_source"] = _ROUTE_PATTERN_FIELD
-    elif "off_request_pat" in offsets and "off_pattern_str" in offsets:
-        features["route_source"] = _ROUTE_PAT_POINTER
     if "off_request_header" in offsets:
         if _has(offsets, HEADER_MAP_FIELDS, _SWISS):
             features["header_map_layout"] = _HEADER_MAP_SWISS
         elif _has(offsets, HEADER_MAP_FIELDS, _HMAP):
             features["header_map_layout"] = _HEADER_MAP_BUCKETS
+    return features
+
+
+def _server_features(offsets: Mapping[str, int]) -> dict[str, int]:
+    features = _header_map_features(offsets)
+    if "off_request_pattern" in offsets:
+        features["route_source"] = _ROUTE_PATTERN_FIELD
+    elif "off_request_pat" in offsets and "off_pattern_str" in offsets:
+        features["route_source"] = _ROUTE_PAT_POINTER
     return features
 
 
@@ -143,6 +156,13 @@ SERVER = Probe(
             entry="serve_http_entry",
             returns="serve_http_return",
         ),
+        # HTTP/2 served by golang.org/x/net/http2 (h2c.NewHandler) bypasses serverHandler.
+        Hook(
+            f"{XNET_HTTP2}.(*serverConn).runHandler",
+            entry="run_handler_entry",
+            returns="serve_http_return",
+            optional=True,
+        ),
     ),
     fields=SERVER_FIELDS,
     event="http_server_event",
@@ -155,6 +175,8 @@ SERVER = Probe(
 CLIENT_FIELDS = (
     *GOROUTINE_FIELDS,
     *CONTEXT_FIELDS,
+    *HEADER_MAP_FIELDS,
+    StructField("net/http.Request", "Header", "off_request_header", required=False),
     StructField("net/http.Request", "ctx", "off_request_ctx", required=False),
     StructField("net/http.Request", "Method", "off_request_method"),
     StructField("net/http.Request", "URL", "off_request_url"),
@@ -213,12 +235,24 @@ CLIENT = Probe(
             returns="round_trip_return",
         ),
         Hook("net/http.(*Request).write", entry="request_write_entry"),
+        # The HEADERS frame of each HTTP/2 stream, for the injector (h2c).
+        Hook(
+            "net/http.(*http2ClientConn).writeHeaders",
+            entry="write_headers_entry",
+            optional=True,
+        ),
     ),
     fields=CLIENT_FIELDS,
     event="http_client_event",
     describe=client_span,
     scope=SCOPE,
-    context_out="traceparent inserted after the request line at the socket layer (HTTP/1)",
+    features=_header_map_features,
+    context_out=(
+        "traceparent inserted at the socket layer: after the request line (HTTP/1), as a "
+        "header field of the HEADERS frame (h2c); not over TLS (https://): writing into "
+        "encrypted traffic needs bpf_probe_write_user, which kernel lockdown forbids, so "
+        "those requests go out unchanged and are counted as tls"
+    ),
 )
 
 PROBES = (SERVER, CLIENT)

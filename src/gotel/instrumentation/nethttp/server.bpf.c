@@ -4,6 +4,15 @@
  * The entry decides the span's ids (adopting an incoming traceparent) and
  * makes the span findable by the request's context and goroutine; the return
  * reads the request (still reachable from the caller's frame) and the status.
+ *
+ * Every request net/http serves passes serverHandler.ServeHTTP: HTTP/1, and
+ * HTTP/2 over TLS and unencrypted (Server.Protocols), whose handler goroutines
+ * call it through initALPNRequest / unencryptedHTTP2Request. Only
+ * golang.org/x/net/http2's ServeConn, which h2c.NewHandler calls from inside
+ * the handler of the connection's first "PRI *" request, calls the user's
+ * handler directly: (*serverConn).runHandler is hooked for it with the same
+ * return program. A request seen by both (x/net's server configured on a TLS
+ * http.Server) makes one span: the inner entry finds it already started.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -41,18 +50,31 @@ volatile const __u64 off_response_status = GOTEL_OFFSET_ABSENT;
 volatile const __u64 off_h2_writer_rws = GOTEL_OFFSET_ABSENT;
 volatile const __u64 off_h2_state_req = GOTEL_OFFSET_ABSENT;
 volatile const __u64 off_h2_state_status = GOTEL_OFFSET_ABSENT;
+volatile const __u64 off_xh2_writer_rws = GOTEL_OFFSET_ABSENT;
+volatile const __u64 off_xh2_state_req = GOTEL_OFFSET_ABSENT;
+volatile const __u64 off_xh2_state_status = GOTEL_OFFSET_ABSENT;
 volatile const __u32 route_source = HTTP_ROUTE_NONE;
 
 /* A request being served, keyed by its goroutine's id. */
 struct server_request {
 	__u64 start_ns;
 	__u64 request;	/* *http.Request */
-	__u64 response; /* ResponseWriter's data word */
+	__u64 response; /* what writes the response: see enum response_writer */
 	__u64 ctx;	/* the request context's data word */
 	struct span_context sc;
 	__u8 parent_span_id[SPAN_ID_SIZE];
 	__u32 remote_parent;
-	__u32 _pad;
+	__u32 writer; /* enum response_writer */
+};
+
+enum response_writer {
+	/* The ResponseWriter's data word: *response (HTTP/1) or *http2responseWriter. */
+	WRITER_INTERFACE = 0,
+	/*
+	 * x/net's *responseWriterState, taken at runHandler's entry: its handlerDone
+	 * clears the writer's pointer to it before runHandler returns.
+	 */
+	WRITER_XH2_STATE = 1,
 };
 
 struct {
@@ -77,24 +99,40 @@ static __always_inline int incoming_parent(__u64 request, struct span_context *p
 	return parse_traceparent(value, parent) == 0;
 }
 
-SEC("uprobe")
-int serve_http_entry(struct pt_regs *ctx)
+/*
+ * "PRI * HTTP/2.0": the h2c connection preface, which net/http hands to the
+ * handler as a request; h2c.NewHandler then serves the whole connection from
+ * it. Its requests get spans of their own (runHandler); the preface none.
+ */
+static __always_inline int is_h2c_preface(__u64 request)
+{
+	char method[4] = {};
+
+	return read_go_string(request, off_request_method, method) == 3 && method[0] == 'P' &&
+	       method[1] == 'R' && method[2] == 'I';
+}
+
+static __always_inline int start_request(struct pt_regs *ctx, __u64 request, __u64 response,
+					 enum response_writer writer)
 {
 	__u64 g = GO_G(ctx), goid = goroutine_id(g);
-	__u64 request = GO_PARAM4(ctx);
 	struct server_request *seen, req = {};
 	struct span_context parent = {};
 
-	if (!goid)
+	if (!goid || !request)
 		return 0;
-	/* A stack growth restarts the function: keep the first entry's ids. */
+	/* A stack growth restarts the function, x/net's runHandler calls ServeHTTP: keep the
+	 * first entry's ids. */
 	seen = bpf_map_lookup_elem(&server_requests, &goid);
 	if (seen && seen->request == request)
+		return 0;
+	if (is_h2c_preface(request))
 		return 0;
 
 	req.start_ns = bpf_ktime_get_boot_ns();
 	req.request = request;
-	req.response = GO_PARAM3(ctx);
+	req.response = response;
+	req.writer = writer;
 	if (incoming_parent(request, &parent)) {
 		span_start(&req.sc, &parent);
 		__builtin_memcpy(req.parent_span_id, parent.span_id, SPAN_ID_SIZE);
@@ -112,11 +150,32 @@ int serve_http_entry(struct pt_regs *ctx)
 	return 0;
 }
 
+/* serverHandler.ServeHTTP(sh, rw ResponseWriter, req *Request) */
+SEC("uprobe")
+int serve_http_entry(struct pt_regs *ctx)
+{
+	return start_request(ctx, GO_PARAM4(ctx), GO_PARAM3(ctx), WRITER_INTERFACE);
+}
+
+/* x/net/http2 (*serverConn).runHandler(sc, rw *responseWriter, req *Request, handler) */
+SEC("uprobe")
+int run_handler_entry(struct pt_regs *ctx)
+{
+	__u64 state = read_ptr_field(GO_PARAM2(ctx), off_xh2_writer_rws);
+
+	return start_request(ctx, GO_PARAM3(ctx), state, WRITER_XH2_STATE);
+}
+
 /* The status the handler wrote; 0 when it wrote none (Go then sends 200). */
-static __always_inline __u64 response_status(__u64 response, __u64 request)
+static __always_inline __u64 response_status(__u64 response, enum response_writer writer,
+					     __u64 request)
 {
 	__u64 state;
 
+	if (writer == WRITER_XH2_STATE) /* golang.org/x/net/http2 (h2c.NewHandler) */
+		return read_ptr_field(response, off_xh2_state_req) == request
+			       ? read_ptr_field(response, off_xh2_state_status)
+			       : 0;
 	if (read_ptr_field(response, off_response_req) == request)
 		return read_ptr_field(response, off_response_status);
 	/* Not an HTTP/1 *response: try the HTTP/2 writer, checked the same way. */
@@ -169,7 +228,7 @@ int serve_http_return(struct pt_regs *ctx)
 	__builtin_memcpy(e->trace_id, req->sc.trace_id, sizeof(e->trace_id));
 	__builtin_memcpy(e->span_id, req->sc.span_id, sizeof(e->span_id));
 	__builtin_memcpy(e->parent_span_id, req->parent_span_id, sizeof(e->parent_span_id));
-	e->status = response_status(req->response, request);
+	e->status = response_status(req->response, req->writer, request);
 
 	e->proto_major = read_ptr_field(request, off_request_proto_major);
 	e->proto_minor = read_ptr_field(request, off_request_proto_minor);

@@ -384,6 +384,22 @@ undo:
  * A subprogram, not inlined: its BTF prototype is what publishes
  * enum inject_reason for Python (an array map's key must be a plain u32).
  */
+/* The send begins with a TLS record header's content type. */
+static __always_inline bool starts_like_tls(struct sk_msg_md *msg)
+{
+	void *data, *data_end;
+	__u8 first;
+
+	if (bpf_msg_pull_data(msg, 0, 1, 0))
+		return false;
+	data = (void *)(long)msg->data;
+	data_end = (void *)(long)msg->data_end;
+	if (data + 1 > data_end)
+		return false;
+	first = *(__u8 *)data;
+	return first >= 0x14 && first <= 0x17;
+}
+
 static __noinline enum inject_reason inject(struct sk_msg_md *msg, const struct span_context *sc)
 {
 	__u32 size = msg->size, want, zero = 0;
@@ -997,6 +1013,7 @@ int inject_traceparent(struct sk_msg_md *msg)
 	struct span_context sc;
 	struct h2_conn *h2;
 	__u64 g, started;
+	__u32 tls;
 
 	if (!is_target())
 		return verdict(INJECT_NOT_TARGET);
@@ -1018,6 +1035,7 @@ int inject_traceparent(struct sk_msg_md *msg)
 		return verdict(INJECT_NO_CONTEXT);
 	sc = out->sc;
 	started = out->start_ns;
+	tls = out->tls;
 	/*
 	 * The request head is the first thing this goroutine sends after the
 	 * uprobe: whatever becomes of these bytes, the entry is used up, so a
@@ -1026,5 +1044,7 @@ int inject_traceparent(struct sk_msg_md *msg)
 	bpf_map_delete_elem(&shared_outgoing, &g);
 	if (bpf_ktime_get_boot_ns() - started > max_context_age_ns)
 		return verdict(INJECT_STALE_CONTEXT);
+	if (tls)
+		return verdict(starts_like_tls(msg) ? INJECT_TLS : INJECT_NO_CONTEXT);
 	return verdict(inject(msg, &sc));
 }
