@@ -648,3 +648,46 @@ def test_grpc_calls_join_their_callers_traces(servers: list[GoServer], gotels: l
     assert counts.get("h2_connection") == 3, counts  # one connection per /call, one for /load
     problems = {k: v for k, v in counts.items() if k in FAILURES or k == "h2_no_context"}
     assert not problems, counts
+
+
+def test_go_h2c_client_under_gotel_load_byte_exact_with_each_client_spans_ids(
+    clients: Any, server: str
+) -> None:
+    """gotel's own net/http client probe (writeHeaders, on each stream's goroutine) instead
+    of the test uprobe: every byte checked, every field carries its client span's ids."""
+    client = clients()
+    with Receiver() as receiver:
+        gotel = Gotel("attach", "--pid", str(client.pid),
+                      env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.http_endpoint})
+        try:
+            line = gotel.wait_for(rf"pid {client.pid} .*attached.*").group(0)
+            assert "traceparent out: on" in line, line
+            result = client.run(n=2500, c=8, conns=2, own_every=11, big_every=13,
+                                max_body=300000, expect="inject", seed=2)
+            # One client span per request, and one for the digests request (HTTP/1).
+            spans = receiver.spans(wait_for=result["requests"] + 1, timeout=90)
+        finally:
+            assert gotel.stop() == 0, gotel.log
+        counts = insertion_counts(gotel, client.pid)
+    assert_clean(result)
+    print("h2c load under gotel:", {k: v for k, v in counts.items() if v},
+          {k: result[k] for k in ("requests", "injected", "own_traceparent", "untouched")})
+    by_path = {
+        urllib.parse.urlsplit(s["attributes"]["url.full"]).path: s
+        for s in spans
+        if s["kind"] == "CLIENT"
+    }
+    wrong = {
+        path: (ids, by_path.get(path, {}).get("span_id"))
+        for path, ids in result["ids"].items()
+        if path not in by_path
+        or ids != f"{by_path[path]['trace_id']}-{by_path[path]['span_id']}-01"
+    }
+    assert not wrong, f"{len(wrong)} fields carry other ids than their span's: {list(wrong)[:3]}"
+    assert result["injected"] > 2000 and result["own_traceparent"] >= 200
+    assert counts["h2_injected"] == result["injected"] == result["server_injected"], counts
+    assert counts["h2_has_traceparent"] == result["own_traceparent"], counts
+    refused = counts.get("h2_continuation", 0) + counts.get("h2_frame_too_big", 0)
+    assert refused == result["untouched"] >= 1, counts
+    assert counts.get("h2_no_context", 0) == 0, counts
+    assert not {k: v for k, v in counts.items() if k in FAILURES and v}, counts
