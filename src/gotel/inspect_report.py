@@ -69,5 +69,7 @@ def write_report(binary: GoBinary, plans: list[ProbePlan], out: TextIO) -> None:
         for note in plan.notes:
             w(f"      note: {note}\n")
         for key, res in plan.fields.items():
+            if res.source == "unlinked":  # another module's optional field: not this program's
+                continue
             value = f"{res.offset}" if res.offset is not None else "-"
             w(f"      offset {key:48s} {value:>6s}  {res.source}\n")
