@@ -65,6 +65,8 @@ def _common() -> argparse.ArgumentParser:
 def _export_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exporter", choices=EXPORTERS, help="overrides OTEL_TRACES_EXPORTER")
     p.add_argument("--output", help="file for --exporter jsonl (default: stdout)")
+    p.add_argument("--metrics-output",
+                   help="file for OTEL_METRICS_EXPORTER=jsonl (default: stdout)")
     p.add_argument("--service-name", help="overrides OTEL_SERVICE_NAME")
 
 
@@ -157,14 +159,16 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo" and args.scenario == "emojivoto":
         from gotel.demo_emojivoto import run_emojivoto
 
-        flags = {"--exporter": args.exporter, "--output": args.output}
+        flags = {"--exporter": args.exporter, "--output": args.output,
+                 "--metrics-output": args.metrics_output}
         flags["--service-name"] = args.service_name
         unused = [flag for flag, value in flags.items() if value]
         return run_emojivoto(rounds=args.requests, out=sys.stdout, unused_flags=unused)
     exporter = args.exporter
     if args.command == "demo" and not exporter and not os.environ.get(ENV_TRACES_EXPORTER):
         exporter = "console"  # the demo's point is to show the spans right here
-    config = make_config(exporter=exporter, output=args.output, service_name=args.service_name)
+    config = make_config(exporter=exporter, output=args.output, service_name=args.service_name,
+                         metrics_output=args.metrics_output)
     if args.command == "demo":
         from gotel.demo import run_demo
 

@@ -13,6 +13,20 @@ from gotel.trace import env as names
 
 EXPORTERS = ("otlp", "console", "jsonl", "none")
 ENV_TRACES_EXPORTER = names.OTEL_TRACES_EXPORTER
+DEFAULT_METRIC_INTERVAL_MS = 60_000  # the OpenTelemetry SDKs' default
+DEFAULT_METRIC_SERIES = 2000  # the SDKs' default cardinality limit per metric
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    exporter: str = "none"  # otlp | console | jsonl | none (none: not even counted)
+    output: str | None = None  # jsonl file; stdout when None
+    interval_s: float = DEFAULT_METRIC_INTERVAL_MS / 1000
+    series_limit: int = DEFAULT_METRIC_SERIES
+
+    @property
+    def enabled(self) -> bool:
+        return self.exporter != "none"
 
 
 @dataclass(frozen=True)
@@ -25,6 +39,7 @@ class Config:
     watch_interval_s: float = 0.25  # how often --exe looks for new processes
     sampler: Sampler = field(default_factory=Sampler)
     export_limits: PipelineLimits = field(default_factory=PipelineLimits)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 def make_config(
@@ -32,6 +47,7 @@ def make_config(
     exporter: str | None = None,
     output: str | None = None,
     service_name: str | None = None,
+    metrics_output: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Config:
     env = os.environ if env is None else env
@@ -46,7 +62,28 @@ def make_config(
         service_name=service_name,
         sampler=sampler_from_env(env),
         export_limits=export_limits_from_env(env),
+        metrics=metrics_config_from_env(env, kind, metrics_output),
     )
+
+
+def metrics_config_from_env(
+    env: Mapping[str, str], traces_exporter: str, output: str | None = None
+) -> MetricsConfig:
+    """OTEL_METRICS_EXPORTER (unset: otlp when spans go over OTLP, else none, so that a
+    console or file user is not sent to a collector they did not ask for),
+    OTEL_METRIC_EXPORT_INTERVAL (ms), GOTEL_METRICS_CARDINALITY_LIMIT."""
+    raw = _first(env.get(names.OTEL_METRICS_EXPORTER, ""))
+    kind = raw or ("otlp" if traces_exporter == "otlp" else "none")
+    if kind not in EXPORTERS:
+        raise GotelError(
+            f"{names.OTEL_METRICS_EXPORTER}={raw!r}: unknown exporter "
+            f"(expected {', '.join(EXPORTERS)})"
+        )
+    if output and kind != "jsonl":
+        raise GotelError("--metrics-output is only used with OTEL_METRICS_EXPORTER=jsonl")
+    interval = _positive_int(env, names.OTEL_METRIC_EXPORT_INTERVAL) or DEFAULT_METRIC_INTERVAL_MS
+    limit = _positive_int(env, names.GOTEL_METRICS_CARDINALITY_LIMIT) or DEFAULT_METRIC_SERIES
+    return MetricsConfig(kind, output, interval / 1000, limit)
 
 
 def _positive_int(env: Mapping[str, str], name: str) -> int | None:

@@ -15,6 +15,8 @@ from gotel.export.otlp_encode import encode_scope
 from gotel.export.pipeline import ExportPipeline, SpanChunk
 from gotel.instrumentation.events import EventDecoder
 from gotel.instrumentation.extension import Extension, Running
+from gotel.metrics import MetricReader, ProcessMetrics
+from gotel.metrics.reader import SERIES_MAP, metric_constants
 from gotel.planning import ProbePlan
 from gotel.target import Process
 from gotel.trace import BootClock
@@ -40,6 +42,7 @@ class LoadedProbe:
     decoder: EventDecoder | None  # None: the object has no events ring, emits no events
     assembler: SpanAssembler
     scope: bytes  # the encoded InstrumentationScope of its spans
+    metrics: MetricReader | None = None  # its RED histogram, when metrics are on
     lost_reported: int = 0
 
 
@@ -51,6 +54,8 @@ class SessionStats:
     lost: int = 0  # events the kernel could not queue (ring buffer full)
     spilled: int = 0  # events the events ring refused and the spill ring took
     skipped: dict[str, str] = field(default_factory=dict)  # probe name -> reason
+    # The RED metrics as the process was detached (None: metrics off).
+    final_metrics: ProcessMetrics | None = None
     # Each extension's counters by its report name, once the process is detached.
     extensions: dict[str, dict[str, int]] = field(default_factory=dict)
     # Agent CPU seconds by stage (the draining thread's): reading the rings, decoding
@@ -76,8 +81,14 @@ class Session:
         common_constants: Mapping[str, int | str] | None = None,
         ring_buffer_bytes: int = 8 << 20,
         extensions: Sequence[Extension] = (),
+        resource_attributes: Mapping[str, object] | None = None,
+        metric_series_limit: int = 0,
     ) -> None:
+        """`metric_series_limit`: the RED series each probe may count (0: metrics off)."""
         self.ring_buffer_bytes = ring_buffer_bytes
+        self.metric_series_limit = metric_series_limit
+        self.resource_attributes = dict(resource_attributes or {})
+        self.started_ns = time.time_ns()  # cumulative metrics count from here
         self.process = process
         # Knobs every object may declare (the sampler); set where declared.
         self.common_constants = dict(common_constants or {})
@@ -123,6 +134,12 @@ class Session:
             # events ring (a router's probe only fills a shared map) emits no events.
             if EVENTS_MAP in maps:
                 obj.set_max_entries(EVENTS_MAP, self.ring_buffer_bytes)
+            metric = plan.probe.metric if self.metric_series_limit else None
+            if metric is not None and SERIES_MAP in maps:
+                obj.set_constants(metric_constants(metric))
+                obj.set_max_entries(SERIES_MAP, self.metric_series_limit)
+            else:
+                metric = None
             for name, value in self.common_constants.items():
                 try:
                     obj.set_constants({name: value})
@@ -151,7 +168,8 @@ class Session:
         probe = plan.probe
         assembler = SpanAssembler(probe.name, plan.describer, self.clock)
         scope = encode_scope(probe.scope, gotel.__version__)
-        return LoadedProbe(plan, obj, links, rings, decoder, assembler, scope)
+        metrics = MetricReader(obj, metric, probe.scope) if metric is not None else None
+        return LoadedProbe(plan, obj, links, rings, decoder, assembler, scope, metrics)
 
     def _attach(self, obj: BpfObject, program: str, offset: int) -> Link:
         return obj.attach_uprobe(program, self.process.binary, offset, self.pid_filter)
@@ -246,6 +264,20 @@ class Session:
         )
         return new
 
+    # -- metrics ------------------------------------------------------------------------
+    def read_metrics(self) -> ProcessMetrics | None:
+        """Every probe's RED histograms as of now (cumulative since attach); None: metrics off."""
+        readers = [lp.metrics for lp in self.loaded if lp.metrics is not None]
+        if not readers:
+            return None
+        metrics = []
+        for reader in readers:
+            try:
+                metrics.append(reader.read())
+            except GotelError as exc:
+                log.warning("pid %d: %s: %s", self.process.pid, reader.metric.name, exc)
+        return ProcessMetrics(self.resource_attributes, self.started_ns, time.time_ns(), metrics)
+
     # -- detach -------------------------------------------------------------------
     def close(self) -> None:
         """Read what is left, then remove every probe. Idempotent."""
@@ -255,6 +287,8 @@ class Session:
                 destroy_links([link for lp in self.loaded for link in lp.links])
                 while self.poll():
                     pass
+                # Nothing counts any more: the last read is the final one.
+                self.stats.final_metrics = self.read_metrics()
                 self.check_lost()
                 self.stats.decode_errors += sum(
                     lp.assembler.undecodable + lp.assembler.invalid for lp in self.loaded

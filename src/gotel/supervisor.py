@@ -11,11 +11,13 @@ from pathlib import Path
 from gotel.config import Config
 from gotel.errors import GotelError, TargetError
 from gotel.export import ExportPipeline, create_exporter
+from gotel.export.metrics_export import MetricsPusher, create_metric_exporter
 from gotel.export.otlp_encode import encode_resource
 from gotel.goelf import open_binary
 from gotel.instrumentation.extension import Extension, format_counters
 from gotel.instrumentation.probe import Probe
 from gotel.instrumentation.registry import all_extensions
+from gotel.metrics import ProcessMetrics
 from gotel.planning import plan_probes
 from gotel.session import Session
 from gotel.target import Process, is_alive, pids_running, process_from_pid
@@ -55,6 +57,11 @@ class Supervisor:
         self.pipeline = ExportPipeline(
             create_exporter(config.exporter, output=config.output), config.export_limits
         )
+        metrics = config.metrics
+        exporter = create_metric_exporter(metrics.exporter, output=metrics.output)
+        self.metrics = MetricsPusher(exporter) if exporter is not None else None
+        # The last read of each process detached since the previous export.
+        self._final_metrics: list[ProcessMetrics] = []
         self._watched: list[Path | str] = []
         self._ignored: set[int] = set()
         self._closed = False
@@ -82,6 +89,8 @@ class Supervisor:
             common_constants=self.config.sampler.constants(),
             ring_buffer_bytes=self.config.ring_buffer_bytes,
             extensions=self.extensions,
+            resource_attributes=resource,
+            metric_series_limit=self.config.metrics.series_limit if self.metrics else 0,
         )
         session.attach()
         if not session.attached:
@@ -116,6 +125,7 @@ class Supervisor:
     def run(self, stop: threading.Event, *, exit_when_idle: bool = True) -> None:
         """Drain until `stop` is set, or (exit_when_idle) until no target is left."""
         next_lost = next_watch = time.monotonic()
+        next_metrics = next_lost + self.config.metrics.interval_s
         while not stop.is_set():
             busy = False
             for session in list(self.sessions.values()):
@@ -126,6 +136,9 @@ class Supervisor:
                 next_lost = now + LOST_CHECK_INTERVAL_S
                 for session in self.sessions.values():
                     session.check_lost()
+            if self.metrics is not None and now >= next_metrics:
+                next_metrics = now + self.config.metrics.interval_s
+                self.export_metrics()
             if now >= next_watch:
                 next_watch = now + self.config.watch_interval_s
                 self._reap()
@@ -135,6 +148,18 @@ class Supervisor:
                 return
             if not busy:
                 stop.wait(self.config.poll_interval_s)
+
+    def export_metrics(self) -> None:
+        """Read every process's RED histograms and hand them to the metrics thread."""
+        if self.metrics is None:
+            return
+        snapshot, self._final_metrics = self._final_metrics, []
+        for session in self.sessions.values():
+            read = session.read_metrics()
+            if read is not None:
+                snapshot.append(read)
+        if snapshot:
+            self.metrics.submit(snapshot)
 
     def _reap(self) -> None:
         for pid, session in list(self.sessions.items()):
@@ -149,6 +174,8 @@ class Supervisor:
             session.close()
         finally:
             stats = session.stats
+            if stats.final_metrics is not None:
+                self._final_metrics.append(stats.final_metrics)
             totals = self.totals
             totals.events += stats.events
             totals.spans += stats.spans
@@ -176,6 +203,9 @@ class Supervisor:
         if self._closed:
             return
         self._closed = True
+        if self.metrics is not None:
+            self.export_metrics()  # the detached processes' last counts
+            self.metrics.shutdown()
         self.pipeline.shutdown()
         if self.totals.sessions:
             log.info("%s", self.report())

@@ -136,6 +136,9 @@ class BpfObject:
                 f"map {map_name}: cannot set max_entries={max_entries}: {libbpf.strerror(err)}"
             )
 
+    def max_entries(self, map_name: str) -> int:
+        return int(libbpf.lib().bpf_map__max_entries(self._map(map_name)))
+
     def reuse_map(self, map_name: str, fd: int) -> None:
         """Before load: use an existing map (from another object) instead of creating one,
         so that several objects share its state."""

@@ -23,7 +23,9 @@ from gotel.export.base import SUCCESS, ExportResult
 from gotel.export.otlp_config import (
     COMPRESSION_ADAPTIVE,
     COMPRESSION_GZIP,
+    METRICS,
     PROTOCOL_GRPC,
+    TRACES,
     OtlpSettings,
     resolve_settings,
 )
@@ -32,6 +34,10 @@ from gotel.export.protobuf import DecodeError, fields, signed64
 logger = logging.getLogger(__name__)
 
 GRPC_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+GRPC_METHODS = {
+    TRACES: GRPC_METHOD,
+    METRICS: "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+}
 USER_AGENT = f"gotel/{gotel.__version__}"
 # OTLP/HTTP: these statuses mean "try again later" (specification, "Retryable Response Codes").
 RETRYABLE_HTTP = frozenset({429, 502, 503, 504})
@@ -154,7 +160,7 @@ class GrpcTransport:
         "DATA_LOSS",
     )
 
-    def __init__(self, settings: OtlpSettings) -> None:
+    def __init__(self, settings: OtlpSettings, method: str = GRPC_METHOD) -> None:
         import grpc  # only when chosen: it is a large import
 
         self._grpc = grpc
@@ -181,7 +187,7 @@ class GrpcTransport:
         else:
             self._channel = grpc.insecure_channel(target, options)
         # No serializers: the request is already bytes, and the answer is parsed here.
-        self._call = self._channel.unary_unary(GRPC_METHOD)
+        self._call = self._channel.unary_unary(method)
         self._metadata = tuple(settings.headers.items())
         self._timeout = settings.timeout_s
         self._retryable = {getattr(grpc.StatusCode, name) for name in self._RETRYABLE}
@@ -214,12 +220,17 @@ class GrpcTransport:
 class OtlpExporter:
     """OTLP exporter (http/protobuf or grpc) of encoded requests: returns results, never raises."""
 
-    def __init__(self, *, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, *, environ: Mapping[str, str] | None = None, signal: str = TRACES) -> None:
+        """`signal`: traces (ExportTraceServiceRequest) or metrics (ExportMetricsServiceRequest):
+        which variables configure it, which path or gRPC service receives it."""
         import os
 
-        self.settings = resolve_settings(os.environ if environ is None else environ)
-        transport: Any = GrpcTransport if self.settings.protocol == PROTOCOL_GRPC else HttpTransport
-        self._transport = transport(self.settings)
+        self.settings = resolve_settings(os.environ if environ is None else environ, signal)
+        self._transport: Any
+        if self.settings.protocol == PROTOCOL_GRPC:
+            self._transport = GrpcTransport(self.settings, GRPC_METHODS[signal])
+        else:
+            self._transport = HttpTransport(self.settings)
         self.endpoint = self.settings.endpoint
         self.protocol = self.settings.protocol
         self._closed = False

@@ -1,7 +1,7 @@
 """OTLP exporter settings from the OTEL_EXPORTER_OTLP_* environment, read as the specification says.
 
-The signal-specific variable (..._TRACES_...) wins over the generic one. Every bad value is a
-GotelError naming the variable, raised before anything is attached.
+The signal-specific variable (..._TRACES_..., ..._METRICS_...) wins over the generic one.
+Every bad value is a GotelError naming the variable, raised before anything is attached.
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ PROTOCOL_GRPC = "grpc"
 DEFAULT_TIMEOUT_MS = 10_000
 DEFAULT_HTTP_ENDPOINT = "http://localhost:4318"
 DEFAULT_GRPC_ENDPOINT = "http://localhost:4317"
-TRACES_PATH = "/v1/traces"
+TRACES = "traces"
+METRICS = "metrics"
+SIGNAL_PATHS = {TRACES: "/v1/traces", METRICS: "/v1/metrics"}
+TRACES_PATH = SIGNAL_PATHS[TRACES]
 _SUSPICIOUS_TIMEOUT_MS = 100  # below this, the value was probably meant as seconds
 
 COMPRESSION_GZIP = "gzip"
@@ -60,6 +63,12 @@ class OtlpSettings:
         return context
 
 
+def signal_variable(generic: str, signal: str) -> str:
+    """OTEL_EXPORTER_OTLP_PROTOCOL -> OTEL_EXPORTER_OTLP_METRICS_PROTOCOL for signal "metrics"."""
+    prefix = "OTEL_EXPORTER_OTLP_"
+    return f"{prefix}{signal.upper()}_{generic.removeprefix(prefix)}"
+
+
 def _first(environ: Mapping[str, str], *variables: str) -> tuple[str, str] | None:
     for name in variables:
         raw = environ.get(name, "").strip()
@@ -68,10 +77,12 @@ def _first(environ: Mapping[str, str], *variables: str) -> tuple[str, str] | Non
     return None
 
 
-def resolve_protocol(environ: Mapping[str, str]) -> str:
+def resolve_protocol(environ: Mapping[str, str], signal: str = TRACES) -> str:
     """http/protobuf (the default) or grpc."""
     found = _first(
-        environ, names.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, names.OTEL_EXPORTER_OTLP_PROTOCOL
+        environ,
+        signal_variable(names.OTEL_EXPORTER_OTLP_PROTOCOL, signal),
+        names.OTEL_EXPORTER_OTLP_PROTOCOL,
     )
     if found is None:
         return PROTOCOL_HTTP
@@ -81,10 +92,12 @@ def resolve_protocol(environ: Mapping[str, str]) -> str:
     return raw.lower()
 
 
-def resolve_timeout_s(environ: Mapping[str, str]) -> float:
+def resolve_timeout_s(environ: Mapping[str, str], signal: str = TRACES) -> float:
     """The export timeout in seconds, read as milliseconds as the specification says."""
     found = _first(
-        environ, names.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, names.OTEL_EXPORTER_OTLP_TIMEOUT
+        environ,
+        signal_variable(names.OTEL_EXPORTER_OTLP_TIMEOUT, signal),
+        names.OTEL_EXPORTER_OTLP_TIMEOUT,
     )
     if found is None:
         return DEFAULT_TIMEOUT_MS / 1000.0
@@ -107,11 +120,11 @@ def resolve_timeout_s(environ: Mapping[str, str]) -> float:
     return millis / 1000.0
 
 
-def resolve_compression(environ: Mapping[str, str]) -> str:
+def resolve_compression(environ: Mapping[str, str], signal: str = TRACES) -> str:
     """gzip or none when set; unset, gotel compresses only while export falls behind."""
     found = _first(
         environ,
-        names.OTEL_EXPORTER_OTLP_TRACES_COMPRESSION,
+        signal_variable(names.OTEL_EXPORTER_OTLP_COMPRESSION, signal),
         names.OTEL_EXPORTER_OTLP_COMPRESSION,
     )
     if found is None:
@@ -122,23 +135,24 @@ def resolve_compression(environ: Mapping[str, str]) -> str:
     return raw.lower()
 
 
-def resolve_endpoint(environ: Mapping[str, str], protocol: str) -> str:
-    """The traces endpoint: the signal variable as given; the generic one + /v1/traces (HTTP)."""
-    signal = environ.get(names.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "").strip()
+def resolve_endpoint(environ: Mapping[str, str], protocol: str, signal: str = TRACES) -> str:
+    """The signal's endpoint: its own variable as given; the generic one + /v1/<signal> (HTTP)."""
+    own_name = signal_variable(names.OTEL_EXPORTER_OTLP_ENDPOINT, signal)
+    own = environ.get(own_name, "").strip()
     generic = environ.get(names.OTEL_EXPORTER_OTLP_ENDPOINT, "").strip()
     if protocol == PROTOCOL_GRPC:
         name, url = (
-            (names.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, signal)
-            if signal
+            (own_name, own)
+            if own
             else (names.OTEL_EXPORTER_OTLP_ENDPOINT, generic or DEFAULT_GRPC_ENDPOINT)
         )
         if "://" not in url:
             url = "https://" + url  # the specification's default for a bare host:port
-    elif signal:
-        name, url = names.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, signal
+    elif own:
+        name, url = own_name, own
     else:
         name = names.OTEL_EXPORTER_OTLP_ENDPOINT
-        url = (generic or DEFAULT_HTTP_ENDPOINT).rstrip("/") + TRACES_PATH
+        url = (generic or DEFAULT_HTTP_ENDPOINT).rstrip("/") + SIGNAL_PATHS[signal]
     parts = urlsplit(url)
     try:
         port = parts.port
@@ -181,17 +195,20 @@ def _file(environ: Mapping[str, str], *variables: str) -> str | None:
     return found[1] if found else None
 
 
-def resolve_settings(environ: Mapping[str, str]) -> OtlpSettings:
-    protocol = resolve_protocol(environ)
-    endpoint = resolve_endpoint(environ, protocol)
+def resolve_settings(environ: Mapping[str, str], signal: str = TRACES) -> OtlpSettings:
+    protocol = resolve_protocol(environ, signal)
+    endpoint = resolve_endpoint(environ, protocol, signal)
     headers: dict[str, str] = {}
-    for variable in (names.OTEL_EXPORTER_OTLP_HEADERS, names.OTEL_EXPORTER_OTLP_TRACES_HEADERS):
+    for variable in (
+        names.OTEL_EXPORTER_OTLP_HEADERS,
+        signal_variable(names.OTEL_EXPORTER_OTLP_HEADERS, signal),
+    ):
         headers.update(parse_headers(environ.get(variable, ""), variable))
     insecure = False
     if protocol == PROTOCOL_GRPC:
         scheme = urlsplit(endpoint).scheme
         explicit = (
-            environ.get(names.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+            environ.get(signal_variable(names.OTEL_EXPORTER_OTLP_ENDPOINT, signal))
             or environ.get(names.OTEL_EXPORTER_OTLP_ENDPOINT)
             or ""
         )
@@ -199,28 +216,30 @@ def resolve_settings(environ: Mapping[str, str]) -> OtlpSettings:
             insecure = scheme == "http"
         else:  # bare host:port: OTEL_EXPORTER_OTLP_INSECURE decides
             insecure = _flag(
-                environ, names.OTEL_EXPORTER_OTLP_TRACES_INSECURE, names.OTEL_EXPORTER_OTLP_INSECURE
+                environ,
+                signal_variable(names.OTEL_EXPORTER_OTLP_INSECURE, signal),
+                names.OTEL_EXPORTER_OTLP_INSECURE,
             )
     return OtlpSettings(
         protocol=protocol,
         endpoint=endpoint,
-        timeout_s=resolve_timeout_s(environ),
-        compression=resolve_compression(environ),
+        timeout_s=resolve_timeout_s(environ, signal),
+        compression=resolve_compression(environ, signal),
         headers=headers,
         insecure=insecure,
         certificate=_file(
             environ,
-            names.OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE,
+            signal_variable(names.OTEL_EXPORTER_OTLP_CERTIFICATE, signal),
             names.OTEL_EXPORTER_OTLP_CERTIFICATE,
         ),
         client_key=_file(
             environ,
-            names.OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY,
+            signal_variable(names.OTEL_EXPORTER_OTLP_CLIENT_KEY, signal),
             names.OTEL_EXPORTER_OTLP_CLIENT_KEY,
         ),
         client_certificate=_file(
             environ,
-            names.OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE,
+            signal_variable(names.OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE, signal),
             names.OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE,
         ),
     )

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gotel.instrumentation.metric import Metric
 from gotel.trace import SpanData
 
 if TYPE_CHECKING:
@@ -75,6 +76,8 @@ class Probe:
     # For a probe whose events carry code addresses: makes, for one binary, the describe its
     # events get instead of `describe` (it may name the functions at those addresses).
     binary_describe: Callable[[GoBinary], Describe] | None = None
+    # The RED histogram its object aggregates in the kernel (include/red_metrics.h), if any.
+    metric: Metric | None = None
 
 
 def object_path(package_file: str, name: str) -> Path:

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 OTEL_SERVICE_NAME = "OTEL_SERVICE_NAME"
 OTEL_TRACES_EXPORTER = "OTEL_TRACES_EXPORTER"
+# RED metrics: otlp | console | jsonl | none; the interval between exports, in milliseconds.
+OTEL_METRICS_EXPORTER = "OTEL_METRICS_EXPORTER"
+OTEL_METRIC_EXPORT_INTERVAL = "OTEL_METRIC_EXPORT_INTERVAL"
 OTEL_RESOURCE_ATTRIBUTES = "OTEL_RESOURCE_ATTRIBUTES"
 
 # The sampler, decided in the kernel (gotel.sampling).
@@ -42,6 +45,15 @@ OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE = "OTEL_EXPORTER_OTLP_TRACES_CLIENT
 OTEL_BSP_SCHEDULE_DELAY = "OTEL_BSP_SCHEDULE_DELAY"  # ms between exports of a partial batch
 OTEL_BSP_MAX_QUEUE_SIZE = "OTEL_BSP_MAX_QUEUE_SIZE"  # spans waiting for export
 OTEL_BSP_MAX_EXPORT_BATCH_SIZE = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"  # spans per request
+
+# Every OTEL_EXPORTER_OTLP_TRACES_* above also exists as OTEL_EXPORTER_OTLP_METRICS_*
+# (otlp_config.signal_variable builds both names), e.g.:
+OTEL_EXPORTER_OTLP_METRICS_ENDPOINT = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"
+OTEL_EXPORTER_OTLP_METRICS_PROTOCOL = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"
+
+# gotel's own: the attribute sets each RED histogram may count (the BPF map's size); requests
+# beyond it are counted in the otel.metric.overflow=true series.
+GOTEL_METRICS_CARDINALITY_LIMIT = "GOTEL_METRICS_CARDINALITY_LIMIT"
 
 # gotel's own: "keep" exports database query text with its literal values (default: each
 # literal replaced by "?", so no value a program sends its database leaves the host).

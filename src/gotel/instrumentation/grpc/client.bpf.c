@@ -138,47 +138,51 @@ static __always_inline int is_eof(__u64 err)
 }
 
 /*
- * The call's outcome from its error interface (itab, data): the code and
- * message of a gRPC status, else GRPC_STATUS_NOT_STATUS (grpc's status.Code
- * calls any other error Unknown).
+ * The call's outcome from its error interface (itab, err): OK, the code of a
+ * gRPC status (*proto: its *spb.Status), else GRPC_STATUS_NOT_STATUS (grpc's
+ * status.Code calls any other error Unknown).
  */
+static __always_inline enum grpc_status_source call_status(__u64 itab, __u64 err, int eof_is_ok,
+							   __u32 *code, __u64 *proto)
+{
+	__u64 status;
+
+	*code = 0;
+	if (!itab || (eof_is_ok && is_eof(err)))
+		return GRPC_STATUS_OK;
+	status = read_ptr_field(err, off_status_error_s);
+	*proto = read_ptr_field(status, off_status_s);
+	if (!*proto || off_status_proto_code == GOTEL_OFFSET_ABSENT ||
+	    bpf_probe_read_user(code, sizeof(*code), (void *)(*proto + off_status_proto_code)))
+		return GRPC_STATUS_NOT_STATUS;
+	/* Not a status after all if the "code" is out of range: a different error type. */
+	if (*code == 0 || *code > GRPC_MAX_CODE) {
+		*code = 0;
+		return GRPC_STATUS_NOT_STATUS;
+	}
+	return GRPC_STATUS_READ;
+}
+
 static __always_inline void read_outcome(struct grpc_client_event *e, __u64 itab, __u64 err,
 					 int eof_is_ok)
 {
-	__u64 status, proto;
-	__u32 code = 0;
+	__u64 proto = 0;
 
-	e->error_type = itab;
-	e->status_code = 0;
+	e->status_source = call_status(itab, err, eof_is_ok, &e->status_code, &proto);
+	e->error_type = e->status_source == GRPC_STATUS_OK ? 0 : itab;
 	e->message_len = 0;
-	if (!itab) {
-		e->status_source = GRPC_STATUS_OK;
-		return;
-	}
-	if (eof_is_ok && is_eof(err)) {
-		e->error_type = 0;
-		e->status_source = GRPC_STATUS_OK;
-		return;
-	}
-	e->status_source = GRPC_STATUS_NOT_STATUS;
-	status = read_ptr_field(err, off_status_error_s);
-	proto = read_ptr_field(status, off_status_s);
-	if (!proto || off_status_proto_code == GOTEL_OFFSET_ABSENT ||
-	    bpf_probe_read_user(&code, sizeof(code), (void *)(proto + off_status_proto_code)))
-		return;
-	/* Not a status after all if the "code" is out of range: a different error type. */
-	if (code == 0 || code > GRPC_MAX_CODE)
-		return;
-	e->status_source = GRPC_STATUS_READ;
-	e->status_code = code;
-	e->message_len = read_go_string(proto, off_status_proto_message, e->message);
+	if (e->status_source == GRPC_STATUS_READ)
+		e->message_len = read_go_string(proto, off_status_proto_message, e->message);
 }
+
+#include "client_metrics.h"
 
 static __always_inline void emit_call(struct client_call *call, __u64 itab, __u64 err,
 				      int eof_is_ok)
 {
 	struct grpc_client_event *e;
 
+	record_client_metrics(call, itab, err, eof_is_ok);
 	if (!(call->sc.flags & TRACE_FLAG_SAMPLED))
 		return;
 	e = reserve_event(sizeof(*e));

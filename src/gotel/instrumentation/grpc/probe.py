@@ -16,6 +16,7 @@ from gotel.instrumentation.grpc.semconv import (
     method_attributes,
     target_address,
 )
+from gotel.instrumentation.metric import Metric, RedKey, key_text
 from gotel.instrumentation.probe import Event, Hook, Probe, StructField, object_path
 from gotel.trace import SpanData, SpanKind
 
@@ -38,6 +39,7 @@ STATUS_READ = 2  # GRPC_STATUS_READ
 STATUS_NOT_STATUS = 3  # GRPC_STATUS_NOT_STATUS
 CALL_UNARY = 0  # GRPC_CALL_UNARY
 CALL_STREAM = 1  # GRPC_CALL_STREAM
+SERVER_HTTP2_TRANSPORT = 0x100  # red_key.outcome bit (server_metrics.h)
 
 SERVER_FIELDS = (
     *GOROUTINE_FIELDS,
@@ -138,6 +140,28 @@ def server_span(event: Event) -> SpanData:
     return SpanData(name, SpanKind.SERVER, attrs, bool(message), message)
 
 
+def server_metric_attributes(key: RedKey) -> dict[str, object]:
+    """rpc.server.duration's attributes: rpc.system/service/method, status code, error.type."""
+    _, attrs = method_attributes(key_text(key["name"]))
+    out: dict[str, object] = dict(attrs)
+    source = key["outcome"] & 0xFF
+    code: int | None = None
+    if source == STATUS_READ:
+        code = key["code"]
+    elif key["outcome"] & SERVER_HTTP2_TRANSPORT:
+        code = CANCELLED  # as on the span: the stream was gone before its status
+    if code is not None:
+        out["rpc.grpc.status_code"] = code
+        if code in SERVER_ERROR_CODES:
+            out["error.type"] = code_name(code)
+    return out
+
+
+SERVER_METRIC = Metric(
+    "rpc.server.duration", "Duration of inbound RPCs.", server_metric_attributes
+)
+
+
 SERVER = Probe(
     name="grpc server",
     module=MODULE,
@@ -163,6 +187,7 @@ SERVER = Probe(
     scope=SCOPE,
     features=_server_features,
     context_in="traceparent metadata (read-only, from the HEADERS frame fields)",
+    metric=SERVER_METRIC,
 )
 
 CLIENT_FIELDS = (
@@ -219,6 +244,28 @@ def client_span(event: Event) -> SpanData:
     return SpanData(name, SpanKind.CLIENT, attrs, error, message)
 
 
+def client_metric_attributes(key: RedKey) -> dict[str, object]:
+    """rpc.client.duration's attributes: rpc.*, status code, server address/port, error.type."""
+    _, attrs = method_attributes(key_text(key["name"]))
+    out: dict[str, object] = dict(attrs)
+    source = key["outcome"]
+    code = OK if source == STATUS_OK else key["code"] if source == STATUS_READ else UNKNOWN
+    out["rpc.grpc.status_code"] = code
+    host, port = target_address(key_text(key["address"]))
+    if host:
+        out["server.address"] = host
+    if port:
+        out["server.port"] = port
+    if code != OK:
+        out["error.type"] = code_name(code) if source == STATUS_READ else "_OTHER"
+    return out
+
+
+CLIENT_METRIC = Metric(
+    "rpc.client.duration", "Duration of outbound RPCs.", client_metric_attributes
+)
+
+
 CLIENT = Probe(
     name="grpc client",
     module=MODULE,
@@ -251,6 +298,7 @@ CLIENT = Probe(
     scope=SCOPE,
     context_out="traceparent appended to each new stream's HEADERS frame at the socket layer"
     " (cleartext HTTP/2)",
+    metric=CLIENT_METRIC,
 )
 
 PROBES = (SERVER, CLIENT)

@@ -414,6 +414,8 @@ static __always_inline void fill_server_event(struct grpc_server_event *e, struc
 	__builtin_memcpy(e->local_ip, in->local_ip, sizeof(e->local_ip));
 }
 
+#include "server_metrics.h"
+
 SEC("uprobe")
 int handle_stream_return(struct pt_regs *ctx)
 {
@@ -426,6 +428,7 @@ int handle_stream_return(struct pt_regs *ctx)
 	bpf_map_delete_elem(&shared_goroutine_spans, &goid);
 	if (rpc->ctx)
 		bpf_map_delete_elem(&shared_context_spans, &rpc->ctx);
+	record_server_metrics(rpc);
 	if (!(rpc->sc.flags & TRACE_FLAG_SAMPLED))
 		goto done;
 	e = reserve_event(sizeof(*e));

@@ -95,6 +95,8 @@ int round_trip_entry(struct pt_regs *ctx)
 	return 0;
 }
 
+#include "client_metrics.h"
+
 SEC("uprobe")
 int round_trip_return(struct pt_regs *ctx)
 {
@@ -107,6 +109,7 @@ int round_trip_return(struct pt_regs *ctx)
 		return 0;
 	request = req->request;
 	bpf_map_delete_elem(&client_spans_by_request, &request);
+	record_client_metrics(ctx, req);
 	if (!(req->sc.flags & TRACE_FLAG_SAMPLED))
 		goto done;
 	e = reserve_event(sizeof(*e));

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from gotel.instrumentation.common import CONTEXT_FIELDS, GOROUTINE_FIELDS
 from gotel.instrumentation.decode import split_host_port
 from gotel.instrumentation.events import truncated
+from gotel.instrumentation.metric import Metric, RedKey, key_text
 from gotel.instrumentation.nethttp.semconv import (
     DEFAULT_PORTS,
     method_attributes,
@@ -26,6 +27,10 @@ _ROUTE_PATTERN_FIELD = 1
 _ROUTE_PAT_POINTER = 2
 _HEADER_MAP_BUCKETS = 1
 _HEADER_MAP_SWISS = 2
+# red_key.outcome bits (server_metrics.h, client_metrics.h).
+_SERVER_TLS = 1
+_CLIENT_FAILED = 1
+_CLIENT_HTTPS = 2
 
 # Where the server finds an incoming traceparent: the request's header map, whose
 # layout changed in Go 1.24 (Swiss tables). Whichever layout the binary has resolves.
@@ -146,6 +151,28 @@ def server_span(event: Event) -> SpanData:
     return SpanData(f"{method} {route}" if route else method, SpanKind.SERVER, attrs, error)
 
 
+def server_metric_attributes(key: RedKey) -> dict[str, object]:
+    """http.server.request.duration's attributes: method, route (never the path), status."""
+    _, attrs = method_attributes(key_text(key["word"]))
+    attrs.pop("http.request.method_original", None)  # unbounded: any token a client sends
+    route = route_from_pattern(key_text(key["name"]))
+    if route:
+        attrs["http.route"] = route
+    status = key["code"] or 200  # no WriteHeader: Go sends 200
+    out: dict[str, object] = {**attrs, "http.response.status_code": status}
+    out["url.scheme"] = "https" if key["outcome"] & _SERVER_TLS else "http"
+    if status >= 500:
+        out["error.type"] = str(status)
+    return out
+
+
+SERVER_METRIC = Metric(
+    "http.server.request.duration",
+    "Duration of HTTP server requests.",
+    server_metric_attributes,
+)
+
+
 SERVER = Probe(
     name="net/http server",
     module=STD,
@@ -170,6 +197,7 @@ SERVER = Probe(
     scope=SCOPE,
     features=_server_features,
     context_in="traceparent request header (read-only, from the header map)",
+    metric=SERVER_METRIC,
 )
 
 CLIENT_FIELDS = (
@@ -224,6 +252,35 @@ def client_span(event: Event) -> SpanData:
     return SpanData(method, SpanKind.CLIENT, attrs, error)
 
 
+def client_metric_attributes(key: RedKey) -> dict[str, object]:
+    """http.client.request.duration's attributes: method, server address/port, status."""
+    _, attrs = method_attributes(key_text(key["word"]))
+    attrs.pop("http.request.method_original", None)
+    out: dict[str, object] = dict(attrs)
+    scheme = "https" if key["outcome"] & _CLIENT_HTTPS else "http"
+    host, port = split_host_port(key_text(key["address"]))
+    if host:
+        out["server.address"] = host
+    port = port or DEFAULT_PORTS.get(scheme)
+    if port:
+        out["server.port"] = port
+    status = key["code"]
+    if status:
+        out["http.response.status_code"] = status
+    if key["outcome"] & _CLIENT_FAILED:
+        out["error.type"] = "_OTHER"  # a transport error, as on the span
+    elif status >= 400:
+        out["error.type"] = str(status)
+    return out
+
+
+CLIENT_METRIC = Metric(
+    "http.client.request.duration",
+    "Duration of HTTP client requests.",
+    client_metric_attributes,
+)
+
+
 CLIENT = Probe(
     name="net/http client",
     module=STD,
@@ -253,6 +310,7 @@ CLIENT = Probe(
         "encrypted traffic needs bpf_probe_write_user, which kernel lockdown forbids, so "
         "those requests go out unchanged and are counted as tls"
     ),
+    metric=CLIENT_METRIC,
 )
 
 PROBES = (SERVER, CLIENT)

@@ -199,6 +199,8 @@ static __always_inline __u32 read_route(__u64 request, char *dst)
 	return 0;
 }
 
+#include "server_metrics.h"
+
 SEC("uprobe")
 int serve_http_return(struct pt_regs *ctx)
 {
@@ -213,6 +215,7 @@ int serve_http_return(struct pt_regs *ctx)
 	bpf_map_delete_elem(&shared_goroutine_spans, &goid);
 	if (req->ctx)
 		bpf_map_delete_elem(&shared_context_spans, &req->ctx);
+	record_server_metrics(req, goid);
 	if (!(req->sc.flags & TRACE_FLAG_SAMPLED))
 		goto done;
 
