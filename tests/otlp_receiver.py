@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""A real OTLP trace receiver for end-to-end tests, run as a separate process.
+"""A real OTLP trace and metrics receiver for end-to-end tests, run as a separate process.
 
-    python tests/otlp_receiver.py --http-port 0 --grpc-port 0 --out spans.jsonl
+    python tests/otlp_receiver.py --http-port 0 --grpc-port 0 --out spans.jsonl \
+        --metrics-out metrics.jsonl
 
-Serves OTLP/HTTP (`POST /v1/traces`, protobuf or JSON, optionally gzip/deflate) and OTLP/gRPC
-(`opentelemetry.proto.collector.trace.v1.TraceService/Export`) on 127.0.0.1, and appends one
-JSON line per received span, in the schema of gotel's jsonl exporter plus "transport".
+Serves OTLP/HTTP (`POST /v1/traces` and `/v1/metrics`, protobuf or JSON, optionally
+gzip/deflate) and OTLP/gRPC (`opentelemetry.proto.collector.trace.v1.TraceService/Export`,
+`opentelemetry.proto.collector.metrics.v1.MetricsService/Export`) on 127.0.0.1, decoding with
+opentelemetry-proto. Appends one JSON line per received span, in the schema of gotel's jsonl
+exporter plus "transport", and one per metric data point (see `metric_records`).
 Prints `ready http=PORT grpc=PORT` once listening; exits cleanly on SIGTERM or SIGINT.
 
 `Receiver` (below) runs it from pytest.
@@ -33,7 +36,9 @@ from pathlib import Path
 from typing import Any
 
 TRACES_PATH = "/v1/traces"
+METRICS_PATH = "/v1/metrics"
 GRPC_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+GRPC_METRICS_SERVICE = "opentelemetry.proto.collector.metrics.v1.MetricsService"
 _REMOTE_KNOWN = 0x100  # SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK
 _REMOTE = 0x200  # SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK
 
@@ -91,6 +96,49 @@ def span_records(request: Any, transport: str) -> list[dict[str, Any]]:
     return records
 
 
+def metric_records(request: Any, transport: str) -> list[dict[str, Any]]:
+    """ExportMetricsServiceRequest -> one flat record per data point. Histograms carry count,
+    sum, bucket_counts and explicit_bounds; sums and gauges their value."""
+    from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
+
+    records = []
+    for resource_metrics in request.resource_metrics:
+        resource = _attributes(resource_metrics.resource.attributes)
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                kind = metric.WhichOneof("data")
+                data = getattr(metric, kind)
+                temporality = getattr(data, "aggregation_temporality", 0)
+                for point in data.data_points:
+                    record = {
+                        "name": metric.name,
+                        "description": metric.description,
+                        "unit": metric.unit,
+                        "kind": kind,
+                        "temporality": AggregationTemporality.Name(temporality)
+                        .removeprefix("AGGREGATION_TEMPORALITY_")
+                        .lower(),
+                        "start_time_unix_nano": point.start_time_unix_nano,
+                        "time_unix_nano": point.time_unix_nano,
+                        "attributes": _attributes(point.attributes),
+                        "resource": resource,
+                        "scope": scope_metrics.scope.name,
+                        "scope_version": scope_metrics.scope.version,
+                        "transport": transport,
+                    }
+                    if kind == "histogram":
+                        record.update(
+                            count=point.count,
+                            sum=point.sum if point.HasField("sum") else None,
+                            bucket_counts=list(point.bucket_counts),
+                            explicit_bounds=list(point.explicit_bounds),
+                        )
+                    else:
+                        record["value"] = getattr(point, point.WhichOneof("value") or "as_int")
+                    records.append(record)
+    return records
+
+
 def _hex_ids_to_base64(node: Any) -> None:
     """OTLP/JSON writes trace and span ids as hex, protobuf's JSON mapping expects base64."""
     if isinstance(node, list):
@@ -121,12 +169,29 @@ class SpanWriter:
 
 
 # --- OTLP/HTTP ------------------------------------------------------------------------------
-def make_http_server(port: int, writer: SpanWriter) -> ThreadingHTTPServer:
+def make_http_server(
+    port: int, writer: SpanWriter, metrics_writer: SpanWriter
+) -> ThreadingHTTPServer:
     from google.protobuf import json_format
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceRequest,
+        ExportMetricsServiceResponse,
+    )
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
         ExportTraceServiceResponse,
     )
+
+    # path -> (request type, response type, records, where they go)
+    signals = {
+        TRACES_PATH: (ExportTraceServiceRequest, ExportTraceServiceResponse, span_records, writer),
+        METRICS_PATH: (
+            ExportMetricsServiceRequest,
+            ExportMetricsServiceResponse,
+            metric_records,
+            metrics_writer,
+        ),
+    }
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as exporters use a connection pool
@@ -144,9 +209,11 @@ def make_http_server(port: int, writer: SpanWriter) -> ThreadingHTTPServer:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
-            if self.path.split("?")[0] != TRACES_PATH:
+            signal = signals.get(self.path.split("?")[0])
+            if signal is None:
                 self._reply(404, b"not found", "text/plain")
                 return
+            request_type, response_type, records, out = signal
             encoding = (self.headers.get("Content-Encoding") or "").lower()
             is_json = (self.headers.get("Content-Type") or "").startswith("application/json")
             try:
@@ -154,7 +221,7 @@ def make_http_server(port: int, writer: SpanWriter) -> ThreadingHTTPServer:
                     body = gzip.decompress(body)
                 elif encoding == "deflate":
                     body = zlib.decompress(body)
-                request = ExportTraceServiceRequest()
+                request = request_type()
                 if is_json:
                     document = json.loads(body)
                     _hex_ids_to_base64(document)
@@ -164,8 +231,8 @@ def make_http_server(port: int, writer: SpanWriter) -> ThreadingHTTPServer:
             except Exception as exc:
                 self._reply(400, f"bad request: {exc}".encode(), "text/plain")
                 return
-            writer.write(span_records(request, "http"))
-            response = ExportTraceServiceResponse()
+            out.write(records(request, "http"))
+            response = response_type()
             if is_json:
                 self._reply(200, json_format.MessageToJson(response).encode(), "application/json")
             else:
@@ -177,8 +244,14 @@ def make_http_server(port: int, writer: SpanWriter) -> ThreadingHTTPServer:
 
 
 # --- OTLP/gRPC ------------------------------------------------------------------------------
-def make_grpc_server(port: int, writer: SpanWriter) -> tuple[Any, int]:
+def make_grpc_server(
+    port: int, writer: SpanWriter, metrics_writer: SpanWriter
+) -> tuple[Any, int]:
     import grpc
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceRequest,
+        ExportMetricsServiceResponse,
+    )
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
         ExportTraceServiceResponse,
@@ -187,6 +260,21 @@ def make_grpc_server(port: int, writer: SpanWriter) -> tuple[Any, int]:
     def export(request: Any, context: Any) -> Any:
         writer.write(span_records(request, "grpc"))
         return ExportTraceServiceResponse()
+
+    def export_metrics(request: Any, context: Any) -> Any:
+        metrics_writer.write(metric_records(request, "grpc"))
+        return ExportMetricsServiceResponse()
+
+    metrics_handler = grpc.method_handlers_generic_handler(
+        GRPC_METRICS_SERVICE,
+        {
+            "Export": grpc.unary_unary_rpc_method_handler(
+                export_metrics,
+                request_deserializer=ExportMetricsServiceRequest.FromString,
+                response_serializer=ExportMetricsServiceResponse.SerializeToString,
+            )
+        },
+    )
 
     handler = grpc.method_handlers_generic_handler(
         GRPC_SERVICE,
@@ -199,7 +287,7 @@ def make_grpc_server(port: int, writer: SpanWriter) -> tuple[Any, int]:
         },
     )
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    server.add_generic_rpc_handlers((handler,))
+    server.add_generic_rpc_handlers((handler, metrics_handler))
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
     if not bound:
         raise OSError(f"grpc: cannot listen on 127.0.0.1:{port}")
@@ -211,15 +299,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http-port", type=int, default=0, help="0: pick a free port")
     parser.add_argument("--grpc-port", type=int, default=0, help="0: pick a free port")
     parser.add_argument("--out", required=True, help="JSON lines file, appended to")
+    parser.add_argument("--metrics-out", help="JSON lines file for metric points (default: "
+                        "metrics.jsonl beside --out)")
     args = parser.parse_args(argv)
+    metrics_out = args.metrics_out or str(Path(args.out).with_name("metrics.jsonl"))
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
 
     writer = SpanWriter(args.out)
-    http_server = make_http_server(args.http_port, writer)
-    grpc_server, grpc_port = make_grpc_server(args.grpc_port, writer)
+    metrics_writer = SpanWriter(metrics_out)
+    http_server = make_http_server(args.http_port, writer, metrics_writer)
+    grpc_server, grpc_port = make_grpc_server(args.grpc_port, writer, metrics_writer)
     grpc_server.start()
     http_thread = threading.Thread(target=http_server.serve_forever, name="otlp-http")
     http_thread.start()
@@ -232,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     http_thread.join()
     grpc_server.stop(grace=1.0).wait()
     writer.close()
+    metrics_writer.close()
     return 0
 
 
@@ -255,6 +348,7 @@ class Receiver:
             self._tmpdir = tempfile.mkdtemp(prefix="otlp-receiver-")
             out = os.path.join(self._tmpdir, "spans.jsonl")
         self.out = Path(out)
+        self.metrics_out = self.out.with_name(self.out.stem + ".metrics.jsonl")
         self.stderr_path = self.out.with_name(self.out.name + ".stderr")
         self._start_timeout = start_timeout
         self._proc: subprocess.Popen[str] | None = None
@@ -278,12 +372,13 @@ class Receiver:
 
     def __enter__(self) -> Receiver:
         self.out.touch()
+        self.metrics_out.touch()
         # stderr to a file, not a pipe nobody reads (a full pipe would block the receiver).
         command = [sys.executable, __file__, "--http-port", str(self.http_port)]
         command += ["--grpc-port", str(self.grpc_port)]
         with open(self.stderr_path, "w") as stderr:
             self._proc = subprocess.Popen(
-                [*command, "--out", str(self.out)],
+                [*command, "--out", str(self.out), "--metrics-out", str(self.metrics_out)],
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 text=True,
@@ -326,6 +421,27 @@ class Receiver:
         """Every span received so far (complete lines only)."""
         text = self.out.read_text(encoding="utf-8")
         return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n")]
+
+    def metric_points(self) -> list[dict[str, Any]]:
+        """Every metric data point received so far (complete lines only)."""
+        text = self.metrics_out.read_text(encoding="utf-8")
+        return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n")]
+
+    def latest_points(
+        self, name: str, *, pid: int | None = None, after_ns: int = 0
+    ) -> list[dict[str, Any]]:
+        """The newest point of each series of metric `name` (cumulative: the newest holds all),
+        among exports made after `after_ns`; `pid`: of that process only."""
+        latest: dict[str, dict[str, Any]] = {}
+        for point in self.metric_points():
+            if point["name"] != name or point["time_unix_nano"] < after_ns:
+                continue
+            if pid is not None and point["resource"].get("process.pid") != pid:
+                continue
+            key = json.dumps([point["resource"], point["attributes"]], sort_keys=True)
+            if key not in latest or point["time_unix_nano"] >= latest[key]["time_unix_nano"]:
+                latest[key] = point
+        return list(latest.values())
 
     def spans(
         self,
