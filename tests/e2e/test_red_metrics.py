@@ -225,3 +225,102 @@ def test_jsonl_metrics(servers, gotels, tmp_path):
     [last] = [r for r in records if r["attributes"].get("http.route") == "/hello/{id}"][-1:]
     assert last["name"] == HTTP_SERVER and last["count"] == 7
     assert sum(last["bucket_counts"]) == 7
+
+
+def greeter(binary, servers: list[GoServer], *, http: bool = False) -> tuple[GoServer, str]:
+    server = GoServer(binary, *(("-http", "127.0.0.1:0") if http else ()))
+    servers.append(server)
+    base = ""
+    if http:
+        assert server.popen.stdout is not None
+        line = server.popen.stdout.readline().strip()
+        assert line.startswith("http on "), line
+        base = "http://" + line.removeprefix("http on ")
+    return server, base
+
+
+def test_grpc_counts_per_method_and_code_are_exact_when_1_percent_of_traces_are_sampled(
+        servers, gotels):
+    binary = build_app("grpcgreeter")
+    with Receiver() as receiver:
+        gotel = Gotel("attach", "--exe", str(binary),
+                      env={**receiver.otlp_env("grpc"), **RATIO_1_PERCENT, **INTERVAL})
+        gotels.append(gotel)
+        gotel.wait_for("watching for processes")
+        backend, _ = greeter(binary, servers)
+        front, http = greeter(binary, servers, http=True)
+        for server in (backend, front):
+            gotel.wait_for(rf"pid {server.pid} .*attached")
+        target = backend.address
+        answers = [
+            get(f"{http}/load?target={target}&n=150&c=2"),  # 300 OK Checks
+            get(f"{http}/load?target={target}&n=40&c=1&service=fail:5"),  # 40 NOT_FOUND
+        ]
+        for _ in range(12):
+            answers.append(get(f"{http}/call?target={target}&rpc=missing"))  # UNIMPLEMENTED
+        for _ in range(6):
+            answers.append(get(f"{http}/call?target={target}&rpc=watch"))  # a stream each
+        assert answers == [200] * len(answers)
+        wait_points(receiver, RPC_SERVER, lambda p: sum(x["count"] for x in p) == 358,
+                    pid=backend.pid)
+        assert gotel.stop() == 0, gotel.log
+        server_points = receiver.latest_points(RPC_SERVER, pid=backend.pid)
+        client_points = receiver.latest_points(RPC_CLIENT, pid=front.pid)
+        http_points = receiver.latest_points(HTTP_SERVER, pid=front.pid)
+        spans = receiver.read()
+
+    health = "grpc.health.v1.Health"
+    expected = {(health, "Check", 0): 300, (health, "Check", 5): 40,
+                ("gotel.test.Missing", "Nope", 12): 12, (health, "Watch", 0): 6}
+    for points, side in ((server_points, "server"), (client_points, "client")):
+        series = by(points, "rpc.service", "rpc.method", "rpc.grpc.status_code")
+        assert {k: p["count"] for k, p in series.items()} == expected, (side, points)
+        for (_, _, code), point in series.items():
+            check_histogram(point)
+            attrs = point["attributes"]
+            assert attrs["rpc.system"] == "grpc"
+            assert point["scope"] == "gotel/google.golang.org/grpc"
+            assert point["transport"] == "grpc"
+            # Server: an error only for the server's faults; client: for any non-OK code.
+            errors = {12} if side == "server" else {5, 12}
+            assert ("error.type" in attrs) == (code in errors), (side, attrs)
+            if side == "client":
+                assert attrs["server.address"] == backend.host
+                assert attrs["server.port"] == backend.port
+    routes = by(http_points, "http.route")
+    assert {k: p["count"] for k, p in routes.items()} == {("/load",): 2, ("/call",): 18}
+    assert len(spans) < 358 // 10, len(spans)
+
+
+def test_grpc_histograms_match_the_spans_durations_when_every_span_is_kept(servers, gotels):
+    binary = build_app("grpcgreeter")
+    with Receiver() as receiver:
+        gotel = Gotel("attach", "--exe", str(binary),
+                      env={**receiver.otlp_env(), "OTEL_TRACES_SAMPLER": "always_on"})
+        gotels.append(gotel)
+        gotel.wait_for("watching for processes")
+        backend, _ = greeter(binary, servers)
+        front, http = greeter(binary, servers, http=True)
+        for server in (backend, front):
+            gotel.wait_for(rf"pid {server.pid} .*attached")
+        assert get(f"{http}/load?target={backend.address}&n=40&c=2") == 200
+        for _ in range(5):
+            assert get(f"{http}/call?target={backend.address}&rpc=missing") == 200
+        spans = receiver.spans(wait_for=2 * 85 + 6, timeout=20)
+        assert gotel.stop() == 0, gotel.log
+        latest = {(name, pid): receiver.latest_points(name, pid=pid)
+                  for name, pid in ((RPC_SERVER, backend.pid), (RPC_CLIENT, front.pid))}
+
+    for (name, pid), points in latest.items():
+        kind = "SERVER" if name == RPC_SERVER else "CLIENT"
+        mine = [s for s in spans if s["kind"] == kind and s["resource"]["process.pid"] == pid
+                and s["attributes"].get("rpc.system") == "grpc"]
+        assert sum(p["count"] for p in points) == len(mine) == 85, (name, points)
+        for point in points:
+            check_histogram(point)
+            attrs = point["attributes"]
+            same = [s for s in mine if s["attributes"]["rpc.method"] == attrs["rpc.method"]
+                    and s["attributes"]["rpc.grpc.status_code"] == attrs["rpc.grpc.status_code"]]
+            assert point["count"] == len(same)
+            durations = [s["duration_ns"] / 1e9 for s in same]
+            assert point["sum"] == pytest.approx(sum(durations), abs=50e-6 * len(same))
