@@ -66,6 +66,9 @@ def write_report(binary: GoBinary, plans: list[ProbePlan], out: TextIO) -> None:
             # Whether the injector can run here matters to what leaves the process, not to "none".
             here = "" if plan.probe.context_out.startswith("none") else out_here
             w(f"      context out: {plan.probe.context_out}{here}\n")
+        if plan.probe.metric:
+            w(f"      metric:      {plan.probe.metric.name} (counted at the span's end probe,"
+              " no uprobe of its own)\n")
         for note in plan.notes:
             w(f"      note: {note}\n")
         for key, res in plan.fields.items():
