@@ -4,6 +4,7 @@ receiver the way the e2e tests read what gotel sends."""
 
 from __future__ import annotations
 
+import pytest
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
@@ -21,11 +22,12 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 import gotel
+from gotel.export.metrics_export import MetricsPusher, OtlpMetricExporter
 from gotel.export.metrics_export import metric_records as gotel_records
 from gotel.export.otlp_metrics import encode_metrics_request
 from gotel.instrumentation.metric import OVERFLOW_ATTRIBUTE, REQUEST_DURATION_BOUNDS
 from gotel.metrics import HistogramMetric, HistogramSeries, ProcessMetrics
-from otlp_receiver import metric_records
+from otlp_receiver import Receiver, metric_records
 
 START, NOW = 1_700_000_000_000_000_000, 1_700_000_060_123_456_789
 RESOURCE = {"service.name": "checkout", "process.pid": 4242, "telemetry.sdk.language": "go"}
@@ -119,3 +121,18 @@ def test_nothing_measured_encodes_an_empty_request():
     empty = [ProcessMetrics(RESOURCE, START, NOW, [HistogramMetric(
         "http.server.request.duration", "", "s", REQUEST_DURATION_BOUNDS, "gotel/net/http")])]
     assert encode_metrics_request(empty) == b""
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_the_otlp_metric_exporter_reaches_a_real_receiver(protocol, monkeypatch):
+    with Receiver() as receiver:
+        for name, value in receiver.otlp_env(protocol).items():
+            monkeypatch.setenv(name, value)
+        pusher = MetricsPusher(OtlpMetricExporter())
+        pusher.submit(processes())
+        assert pusher.flush()
+        pusher.shutdown()
+        assert (pusher.exports, pusher.failed) == (1, 0)
+        points = receiver.latest_points("http.server.request.duration")
+        assert sorted(p["count"] for p in points) == [2, 5]
+        assert {p["transport"] for p in points} == {"grpc" if protocol == "grpc" else "http"}

@@ -1,0 +1,61 @@
+"""Each probe's red_key -> metric attributes: the semantic conventions, low cardinality only."""
+
+from __future__ import annotations
+
+from gotel.instrumentation.grpc import probe as grpc
+from gotel.instrumentation.nethttp import probe as nethttp
+
+
+def key(**fields: object) -> dict[str, object]:
+    base: dict[str, object] = {"pid": 1, "code": 0, "port": 0, "outcome": 0, "word": b"",
+                               "name": b"", "address": b""}
+    return {**base, **fields}
+
+
+def test_http_server_route_method_status_never_the_path():
+    attrs = nethttp.SERVER.metric.attributes(key(code=201, word=b"POST", name=b"POST /items"))
+    assert attrs == {"http.request.method": "POST", "http.route": "/items",
+                     "http.response.status_code": 201, "url.scheme": "http"}
+    failed = nethttp.SERVER.metric.attributes(key(code=503, word=b"GET", name=b"/x/{id}",
+                                                  outcome=1))
+    assert failed["error.type"] == "503" and failed["url.scheme"] == "https"
+    # No WriteHeader: 200. An unknown method: _OTHER, without the unbounded original.
+    other = nethttp.SERVER.metric.attributes(key(word=b"PURGE1"))
+    assert other == {"http.request.method": "_OTHER", "http.response.status_code": 200,
+                     "url.scheme": "http"}
+
+
+def test_http_client_address_port_and_errors():
+    metric = nethttp.CLIENT.metric
+    assert metric.attributes(key(code=200, word=b"GET", address=b"api.example:8080")) == {
+        "http.request.method": "GET", "server.address": "api.example", "server.port": 8080,
+        "http.response.status_code": 200}
+    https = metric.attributes(key(code=404, word=b"GET", address=b"example.org", outcome=2))
+    assert https["server.port"] == 443 and https["error.type"] == "404"
+    failed = metric.attributes(key(word=b"GET", address=b"down:1", outcome=1))
+    assert failed["error.type"] == "_OTHER" and "http.response.status_code" not in failed
+
+
+def test_grpc_server_codes_and_error_type():
+    metric = grpc.SERVER.metric
+    ok = metric.attributes(key(name=b"/grpc.health.v1.Health/Check", outcome=grpc.STATUS_READ))
+    assert ok == {"rpc.system": "grpc", "rpc.service": "grpc.health.v1.Health",
+                  "rpc.method": "Check", "rpc.grpc.status_code": 0}
+    # NOT_FOUND is the caller's fault: no error.type on the server; UNIMPLEMENTED is one.
+    assert "error.type" not in metric.attributes(key(name=b"/s/M", code=5, outcome=2))
+    assert metric.attributes(key(name=b"/s/M", code=12, outcome=2))["error.type"] == (
+        "UNIMPLEMENTED")
+    # No status written on grpc's own transport: the stream was gone (CANCELLED), as on spans.
+    gone = metric.attributes(key(name=b"/s/M", outcome=grpc.SERVER_HTTP2_TRANSPORT))
+    assert gone["rpc.grpc.status_code"] == 1
+
+
+def test_grpc_client_codes_address_and_error_type():
+    metric = grpc.CLIENT.metric
+    ok = metric.attributes(key(name=b"/s.S/M", outcome=grpc.STATUS_OK, address=b"10.0.0.1:50051"))
+    assert ok == {"rpc.system": "grpc", "rpc.service": "s.S", "rpc.method": "M",
+                  "rpc.grpc.status_code": 0, "server.address": "10.0.0.1", "server.port": 50051}
+    not_found = metric.attributes(key(name=b"/s.S/M", code=5, outcome=grpc.STATUS_READ))
+    assert not_found["error.type"] == "NOT_FOUND"
+    other = metric.attributes(key(name=b"/s.S/M", outcome=grpc.STATUS_NOT_STATUS))
+    assert other["rpc.grpc.status_code"] == 2 and other["error.type"] == "_OTHER"
