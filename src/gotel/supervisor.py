@@ -206,8 +206,10 @@ class Supervisor:
         if self.metrics is not None:
             self.export_metrics()  # the detached processes' last counts
             self.metrics.shutdown()
-            log.info("metrics: %d exports to %s, %d failed", self.metrics.exports,
-                     self.metrics.exporter.what.removeprefix("metrics: "), self.metrics.failed)
+            if self.totals.sessions:
+                log.info("metrics: %d exports to %s, %d failed", self.metrics.exports,
+                         self.metrics.exporter.what.removeprefix("metrics: "),
+                         self.metrics.failed)
         self.pipeline.shutdown()
         if self.totals.sessions:
             log.info("%s", self.report())
