@@ -72,7 +72,11 @@ def test_otlp_json_with_gzip(receiver: Receiver) -> None:
 
 @pytest.mark.parametrize(
     ("path", "body", "expected"),
-    [("/v1/metrics", b"", 404), ("/v1/traces", b"\xff\xfe not protobuf", 400)],
+    [
+        ("/v1/logs", b"", 404),
+        ("/v1/traces", b"\xff\xfe not protobuf", 400),
+        ("/v1/metrics", b"\xff\xfe not protobuf", 400),
+    ],
 )
 def test_bad_requests(receiver: Receiver, path: str, body: bytes, expected: int) -> None:
     headers = {"Content-Type": "application/x-protobuf"}
