@@ -263,7 +263,7 @@ def test_grpc_counts_per_method_and_code_are_exact_when_1_percent_of_traces_are_
         assert answers == [200] * len(answers)
         wait_points(receiver, RPC_SERVER, lambda p: sum(x["count"] for x in p) == 358,
                     pid=backend.pid)
-        assert gotel.stop() == 0, gotel.log
+        assert gotel.stop(timeout=60) == 0, gotel.log  # two processes' uprobes to remove
         server_points = receiver.latest_points(RPC_SERVER, pid=backend.pid)
         client_points = receiver.latest_points(RPC_CLIENT, pid=front.pid)
         http_points = receiver.latest_points(HTTP_SERVER, pid=front.pid)
@@ -307,7 +307,7 @@ def test_grpc_histograms_match_the_spans_durations_when_every_span_is_kept(serve
         for _ in range(5):
             assert get(f"{http}/call?target={backend.address}&rpc=missing") == 200
         spans = receiver.spans(wait_for=2 * 85 + 6, timeout=20)
-        assert gotel.stop() == 0, gotel.log
+        assert gotel.stop(timeout=60) == 0, gotel.log  # two processes' uprobes to remove
         latest = {(name, pid): receiver.latest_points(name, pid=pid)
                   for name, pid in ((RPC_SERVER, backend.pid), (RPC_CLIENT, front.pid))}
 
