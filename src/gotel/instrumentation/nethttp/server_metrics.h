@@ -32,7 +32,7 @@ static __always_inline void record_server_metrics(struct server_request *req, __
 
 	if (!key)
 		return;
-	key->code = response_status(req->response, request);
+	key->code = response_status(req->response, req->writer, request);
 	if (read_ptr_field(request, off_request_tls))
 		key->outcome = HTTP_SERVER_TLS;
 	read_go_string(request, off_request_method, key->word);
