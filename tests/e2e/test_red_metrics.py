@@ -15,9 +15,22 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
+from test_databasesql import (  # noqa: F401 (postgres: the fixture)
+    EXPECTED,
+    SECRETS,
+    dsn_for,
+    exercise,
+    postgres,
+    sql_binary,
+    stop_run,
+)
 
 from conftest import GoServer, Gotel, get
-from gotel.instrumentation.metric import OVERFLOW_ATTRIBUTE, REQUEST_DURATION_BOUNDS
+from gotel.instrumentation.metric import (
+    DB_DURATION_BOUNDS,
+    OVERFLOW_ATTRIBUTE,
+    REQUEST_DURATION_BOUNDS,
+)
 from gotools import build_app
 from otlp_receiver import Receiver
 
@@ -27,6 +40,7 @@ HTTP_SERVER = "http.server.request.duration"
 HTTP_CLIENT = "http.client.request.duration"
 RPC_SERVER = "rpc.server.duration"
 RPC_CLIENT = "rpc.client.duration"
+DB_CLIENT = "db.client.operation.duration"
 RATIO_1_PERCENT = {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.01"}
 INTERVAL = {"OTEL_METRIC_EXPORT_INTERVAL": "500"}
 
@@ -324,3 +338,54 @@ def test_grpc_histograms_match_the_spans_durations_when_every_span_is_kept(serve
             assert point["count"] == len(same)
             durations = [s["duration_ns"] / 1e9 for s in same]
             assert point["sum"] == pytest.approx(sum(durations), abs=50e-6 * len(same))
+
+
+def test_database_sql_counts_per_operation_are_exact_when_1_percent_of_traces_are_sampled(
+        postgres, gotels, tmp_path):  # noqa: F811 (the fixture imported above)
+    metrics = tmp_path / "metrics.jsonl"
+    gotel = Gotel("run", "--exporter", "none", "--metrics-output", str(metrics), "--",
+                  str(sql_binary("pgx")), "-addr", "127.0.0.1:0",
+                  "-dsn", dsn_for("pgx", postgres, tmp_path),
+                  env={"OTEL_METRICS_EXPORTER": "jsonl", **RATIO_1_PERCENT, **INTERVAL})
+    gotels.append(gotel)
+    assert gotel.popen.stdout is not None
+    line = gotel.popen.stdout.readline().strip()
+    assert line.startswith("listening on "), gotel.log
+    url = "http://" + line.removeprefix("listening on ")
+
+    def latest() -> dict[tuple, dict]:
+        text = metrics.read_text() if metrics.exists() else ""
+        points: dict[tuple, dict] = {}
+        for record in (json.loads(x) for x in text.splitlines() if x.endswith("}")):
+            if record["name"] == DB_CLIENT:
+                attrs = record["attributes"]
+                points[(attrs.get("db.operation.name"), "error.type" in attrs)] = record
+        return points
+
+    time.sleep(1.5)  # the start-up's own statements (CREATE, INSERT) are exported by now
+    before = {k: p["count"] for k, p in latest().items()}
+    rounds = 10
+    for _ in range(rounds):
+        exercise(url)
+    stop_run(gotel)
+    after = latest()
+    made = {k: p["count"] - before.get(k, 0) for k, p in after.items()}
+    made = {k: n for k, n in made.items() if n}
+    # The spans EXPECTED says each round makes, by operation (a Prepare's is its statement's).
+    want: Counter[tuple[str, bool]] = Counter()
+    for path, names in EXPECTED.items():
+        for name in names:
+            want[(name.removeprefix("PREPARE ").split()[0], path == "/error")] += rounds
+    assert made == dict(want), after
+    for point in after.values():
+        attrs = point["attributes"]
+        assert attrs["db.system.name"] == "postgresql"
+        assert (attrs["server.address"], attrs["server.port"]) == ("127.0.0.1", postgres)
+        assert attrs["db.namespace"] == "postgres"
+        assert point["explicit_bounds"] == list(DB_DURATION_BOUNDS)
+        assert sum(point["bucket_counts"]) == point["count"]
+        assert point["scope"] == "gotel/database/sql"
+    text = metrics.read_text()
+    assert "pw@" not in text and "sslmode" not in text  # the DSN never leaves
+    for secret in SECRETS:
+        assert secret not in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gotel.instrumentation.databasesql import probe as databasesql
 from gotel.instrumentation.grpc import probe as grpc
 from gotel.instrumentation.nethttp import probe as nethttp
 
@@ -59,3 +60,21 @@ def test_grpc_client_codes_address_and_error_type():
     assert not_found["error.type"] == "NOT_FOUND"
     other = metric.attributes(key(name=b"/s.S/M", outcome=grpc.STATUS_NOT_STATUS))
     assert other["rpc.grpc.status_code"] == 2 and other["error.type"] == "_OTHER"
+
+
+def test_database_sql_system_operation_server_and_no_dsn():
+    metric = databasesql.CLIENT.metric
+    dsn = b"postgres://app:hunter2@db.internal:6543/shop?sslmode=disable"
+    attrs = metric.attributes(key(word=b"select", outcome=1, address=b"pgx", name=dsn))
+    assert attrs == {"db.system.name": "postgresql", "db.operation.name": "SELECT",
+                     "server.address": "db.internal", "server.port": 6543,
+                     "db.namespace": "shop"}
+    assert "hunter2" not in repr(attrs)
+    # A transaction's end has no text; a failure is error.type; the driver's hint stands in.
+    failed = metric.attributes(key(outcome=5 | 0x100, code=2))
+    assert failed == {"db.system.name": "sqlite", "db.operation.name": "COMMIT",
+                      "error.type": "_OTHER"}
+    # A DSN the key cut short gives no server attributes rather than wrong ones.
+    cut = metric.attributes(key(word=b"INSERT", outcome=2 | 0x200, address=b"pgx", name=dsn))
+    assert "server.address" not in cut and cut["db.operation.name"] == "INSERT"
+    assert metric.bounds_s == (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)

@@ -176,6 +176,8 @@ static __always_inline int call_start(struct pt_regs *ctx, enum sql_operation op
 	return call_start_query(ctx, op, db, goctx, query_ptr, query_len, 0);
 }
 
+#include "client_metrics.h"
+
 static __always_inline int call_end(struct pt_regs *ctx, __u64 error_itab)
 {
 	__u64 goid = goroutine_id(GO_G(ctx));
@@ -186,6 +188,7 @@ static __always_inline int call_end(struct pt_regs *ctx, __u64 error_itab)
 
 	if (!call)
 		return 0;
+	record_call_metrics(call, error_itab);
 	if (!(call->sc.flags & TRACE_FLAG_SAMPLED))
 		goto done;
 	e = reserve_event(sizeof(*e));

@@ -15,6 +15,7 @@ from gotel.instrumentation.databasesql.semconv import (
     server_of,
 )
 from gotel.instrumentation.events import truncated
+from gotel.instrumentation.metric import DB_DURATION_BOUNDS, Metric, RedKey, key_text
 from gotel.instrumentation.probe import STD, Event, Hook, Probe, object_path
 from gotel.trace import SpanData, SpanKind
 
@@ -25,6 +26,9 @@ OPERATIONS = {1: "", 2: "", 3: "", 4: "BEGIN", 5: "COMMIT", 6: "ROLLBACK"}
 OP_PREPARE = 3
 SYSTEMS = {1: "postgresql", 2: "sqlite", 3: "mysql"}
 SYSTEM_CODES = {name: code for code, name in SYSTEMS.items()}
+# red_key.outcome: the sql_operation, and these bits (client_metrics.h).
+_METRIC_FAILED = 0x100
+_METRIC_DSN_CUT = 0x200
 
 # Driver modules -> the database they speak: tells the system of a DB whose sql.Open gotel
 # did not see (it attached later, or the program used sql.OpenDB with a connector).
@@ -80,6 +84,38 @@ def sql_span(event: Event) -> SpanData:
     return SpanData(name, SpanKind.CLIENT, attrs, error)
 
 
+def metric_attributes(key: RedKey) -> dict[str, object]:
+    """db.client.operation.duration's attributes: system, operation (the query's first word:
+    a collection would need the whole text, whose literals must not make series), server
+    address, port and namespace from the DSN, error.type."""
+    system = DRIVER_SYSTEMS.get(key_text(key["address"])) or SYSTEMS.get(key["code"]) or OTHER_SQL
+    attrs: dict[str, object] = {"db.system.name": system}
+    outcome = key["outcome"]
+    operation = OPERATIONS.get(outcome & 0xFF, "") or operation_and_collection(
+        key_text(key["word"]))[0]
+    if operation:
+        attrs["db.operation.name"] = operation
+    if not outcome & _METRIC_DSN_CUT:  # a cut DSN may have lost its host or port
+        host, port, namespace = server_of(key_text(key["name"]), system)
+        if host:
+            attrs["server.address"] = host
+        if port:
+            attrs["server.port"] = port
+        if namespace:
+            attrs["db.namespace"] = namespace
+    if outcome & _METRIC_FAILED:
+        attrs["error.type"] = "_OTHER"
+    return attrs
+
+
+METRIC = Metric(
+    "db.client.operation.duration",
+    "Duration of database client operations.",
+    metric_attributes,
+    DB_DURATION_BOUNDS,
+)
+
+
 CLIENT = Probe(
     name="database/sql client",
     module=STD,
@@ -108,6 +144,7 @@ CLIENT = Probe(
     describe=sql_span,
     scope=SCOPE,
     module_constants=system_hint,
+    metric=METRIC,
 )
 
 PROBES = (CLIENT,)
