@@ -31,6 +31,22 @@ SPILLED_MAP = "events_spilled"
 # Maps with this prefix hold state that several probes share (the span of each
 # goroutine, of each context): one instance per process, reused by every object.
 SHARED_PREFIX = "shared_"
+# Maps with this prefix hold state that crosses processes (a producer's span context for the
+# consumer of its message): one instance per agent, reused by every object of every process.
+NODE_PREFIX = "node_"
+
+
+class NodeMaps:
+    """The node_* maps of one agent: the first object that declares one creates it, every
+    later object, of any process, reuses it. Owns its fds (our own dups)."""
+
+    def __init__(self) -> None:
+        self.fds: dict[str, int] = {}
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds = {}
 
 
 @dataclass
@@ -83,6 +99,7 @@ class Session:
         extensions: Sequence[Extension] = (),
         resource_attributes: Mapping[str, object] | None = None,
         metric_series_limit: int = 0,
+        node_maps: NodeMaps | None = None,
     ) -> None:
         """`metric_series_limit`: the RED series each probe may count (0: metrics off)."""
         self.ring_buffer_bytes = ring_buffer_bytes
@@ -93,6 +110,9 @@ class Session:
         # Knobs every object may declare (the sampler); set where declared.
         self.common_constants = dict(common_constants or {})
         self.shared_maps: dict[str, int] = {}  # name -> fd (our own dup)
+        # Without an agent's: this session's own, closed with it.
+        self._own_node_maps = node_maps is None
+        self.node_maps = NodeMaps() if node_maps is None else node_maps
         self.extensions = list(extensions)
         self.running: dict[str, tuple[Extension, Running]] = {}  # name -> started extension
         self.plans = plans
@@ -146,13 +166,20 @@ class Session:
                 except UnknownNameError:
                     pass
             shared = [m for m in maps if m.startswith(SHARED_PREFIX)]
+            node = [m for m in maps if m.startswith(NODE_PREFIX)]
             for name in shared:
                 if name in self.shared_maps:
                     obj.reuse_map(name, self.shared_maps[name])
+            for name in node:
+                if name in self.node_maps.fds:
+                    obj.reuse_map(name, self.node_maps.fds[name])
             obj.load()
             for name in shared:
                 if name not in self.shared_maps:
                     self.shared_maps[name] = os.dup(obj.map_fd(name))
+            for name in node:
+                if name not in self.node_maps.fds:
+                    self.node_maps.fds[name] = os.dup(obj.map_fd(name))
             # All-or-nothing per probe: a half-attached probe would emit nonsense.
             for hp in plan.hooks:
                 if hp.hook.entry:
@@ -306,3 +333,5 @@ class Session:
                 for fd in self.shared_maps.values():
                     os.close(fd)
                 self.shared_maps = {}
+                if self._own_node_maps:
+                    self.node_maps.close()

@@ -19,7 +19,7 @@ from gotel.instrumentation.probe import Probe
 from gotel.instrumentation.registry import all_extensions
 from gotel.metrics import ProcessMetrics
 from gotel.planning import plan_probes
-from gotel.session import Session
+from gotel.session import NodeMaps, Session
 from gotel.target import Process, is_alive, pids_running, process_from_pid
 from gotel.trace import BootClock, build_resource
 
@@ -51,6 +51,8 @@ class Supervisor:
         self.extensions = all_extensions() if extensions is None else extensions
         self.clock = BootClock()
         self.sessions: dict[int, Session] = {}
+        # State that crosses processes (node_* maps), shared by every session.
+        self.node_maps = NodeMaps()
         self.totals = Totals()
         # One pipeline for every process: one connection to the collector, requests that
         # carry the spans of several processes, one bound on the memory they take.
@@ -91,6 +93,7 @@ class Supervisor:
             extensions=self.extensions,
             resource_attributes=resource,
             metric_series_limit=self.config.metrics.series_limit if self.metrics else 0,
+            node_maps=self.node_maps,
         )
         session.attach()
         if not session.attached:
@@ -210,6 +213,7 @@ class Supervisor:
                 log.info("metrics: %d exports to %s, %d failed", self.metrics.exports,
                          self.metrics.exporter.what.removeprefix("metrics: "),
                          self.metrics.failed)
+        self.node_maps.close()
         self.pipeline.shutdown()
         if self.totals.sessions:
             log.info("%s", self.report())

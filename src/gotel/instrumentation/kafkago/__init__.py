@@ -1,0 +1,1 @@
+"""kafka-go producer and consumer instrumentation (github.com/segmentio/kafka-go)."""
