@@ -71,28 +71,30 @@ def span_records(request: Any, transport: str) -> list[dict[str, Any]]:
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 status_name = Status.StatusCode.Name(span.status.code)
-                records.append(
-                    {
-                        "name": span.name,
-                        "kind": Span.SpanKind.Name(span.kind).removeprefix("SPAN_KIND_"),
-                        "trace_id": span.trace_id.hex(),
-                        "span_id": span.span_id.hex(),
-                        "parent_span_id": span.parent_span_id.hex() or None,
-                        "remote_parent": bool(span.flags & _REMOTE_KNOWN and span.flags & _REMOTE),
-                        "start_time_unix_nano": span.start_time_unix_nano,
-                        "end_time_unix_nano": span.end_time_unix_nano,
-                        "duration_ns": span.end_time_unix_nano - span.start_time_unix_nano,
-                        "attributes": _attributes(span.attributes),
-                        "status": {
-                            "code": status_name.removeprefix("STATUS_CODE_"),
-                            "message": span.status.message,
-                        },
-                        "resource": resource,
-                        "scope": scope_spans.scope.name,
-                        "scope_version": scope_spans.scope.version,
-                        "transport": transport,
-                    }
-                )
+                record = {
+                    "name": span.name,
+                    "kind": Span.SpanKind.Name(span.kind).removeprefix("SPAN_KIND_"),
+                    "trace_id": span.trace_id.hex(),
+                    "span_id": span.span_id.hex(),
+                    "parent_span_id": span.parent_span_id.hex() or None,
+                    "remote_parent": bool(span.flags & _REMOTE_KNOWN and span.flags & _REMOTE),
+                    "start_time_unix_nano": span.start_time_unix_nano,
+                    "end_time_unix_nano": span.end_time_unix_nano,
+                    "duration_ns": span.end_time_unix_nano - span.start_time_unix_nano,
+                    "attributes": _attributes(span.attributes),
+                    "status": {
+                        "code": status_name.removeprefix("STATUS_CODE_"),
+                        "message": span.status.message,
+                    },
+                    "resource": resource,
+                    "scope": scope_spans.scope.name,
+                    "scope_version": scope_spans.scope.version,
+                    "transport": transport,
+                }
+                if span.links:  # as gotel's jsonl writes them: only when there are some
+                    record["links"] = [{"trace_id": link.trace_id.hex(),
+                                        "span_id": link.span_id.hex()} for link in span.links]
+                records.append(record)
     return records
 
 

@@ -133,10 +133,14 @@ def _span(buf: bytes, pos: int, end: int, scope: str) -> Span:
     values: dict[int, Any] = {}
     attributes: dict[str, Any] = {}
     error, message = False, ""
+    links: list[tuple[bytes, bytes]] = []
     for number, wire, a, b in _fields(buf, pos, end):
         if number == 9:
             key, value = _key_value(buf, a, b)
             attributes[key] = value
+        elif number == 13:
+            ids = {n: bytes(buf[x:y]) for n, _w, x, y in _fields(buf, a, b) if n in (1, 2)}
+            links.append((ids.get(1, b""), ids.get(2, b"")))
         elif number == 15:
             for status_field, _w, x, y in _fields(buf, a, b):
                 if status_field == 2:
@@ -162,6 +166,7 @@ def _span(buf: bytes, pos: int, end: int, scope: str) -> Span:
         scope=scope,
         remote_parent=bool(flags & FLAGS_IS_REMOTE),
         sampled=bool(flags & 1),
+        links=tuple(links),
     )
 
 

@@ -38,6 +38,9 @@ _SPAN_KIND = tag(6, VARINT)
 _SPAN_START = tag(7, FIXED64)
 _SPAN_END = tag(8, FIXED64)
 _SPAN_ATTRIBUTE = tag(9, LENGTH_DELIMITED)
+_SPAN_LINK = tag(13, LENGTH_DELIMITED)
+_LINK_TRACE_ID = tag(1, LENGTH_DELIMITED) + b"\x10"
+_LINK_SPAN_ID = tag(2, LENGTH_DELIMITED) + b"\x08"
 _SPAN_STATUS = tag(15, LENGTH_DELIMITED)
 _SPAN_FLAGS = tag(16, FIXED32)
 _STATUS_MESSAGE = tag(2, LENGTH_DELIMITED)
@@ -173,10 +176,11 @@ class SpanEncoder:
         attributes: Mapping[str, Any],
         error: bool = False,
         status_message: str = "",
+        links: bytes = b"",
         /,
     ) -> bytes:
-        """`flags`: the Span.flags field (trace flags | FLAGS_HAS_IS_REMOTE | FLAGS_IS_REMOTE).
-        Positional: this runs once per span."""
+        """`flags`: the Span.flags field (trace flags | FLAGS_HAS_IS_REMOTE | FLAGS_IS_REMOTE);
+        `links`: encoded Span.links fields (encode_link). Positional: this runs once per span."""
         encoded_name = self._names.get(name)
         if encoded_name is None:
             encoded_name = length_delimited(_SPAN_NAME, _utf8(name))
@@ -195,6 +199,8 @@ class SpanEncoder:
             fixed64(end_ns),
             self._attributes.encode(attributes),
         )
+        if links:
+            parts.append(links)
         if error:
             status = _STATUS_CODE_ERROR
             if status_message:
@@ -202,6 +208,11 @@ class SpanEncoder:
             parts.append(length_delimited(_SPAN_STATUS, status))
         parts += (_SPAN_FLAGS, fixed32(flags))
         return length_delimited(_SCOPE_SPANS_SPAN, b"".join(parts))
+
+
+def encode_link(trace_id: bytes, span_id: bytes) -> bytes:
+    """A complete `Span.links` field: a link to the span (trace_id, span_id)."""
+    return length_delimited(_SPAN_LINK, _LINK_TRACE_ID + trace_id + _LINK_SPAN_ID + span_id)
 
 
 def encode_resource(attributes: Mapping[str, Any]) -> bytes:
@@ -250,6 +261,7 @@ def encode_request(resource: Mapping[str, Any], spans: Sequence[Span], version: 
                 span.attributes,
                 span.error,
                 span.status_message,
+                b"".join(encode_link(t, s) for t, s in span.links),
             )
         )
     scopes = [scope_spans(encode_scope(name, version), enc) for name, enc in by_scope.items()]

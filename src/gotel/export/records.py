@@ -16,8 +16,9 @@ def status_record(span: Span) -> dict[str, str]:
 
 
 def span_record(span: Span, resource: Mapping[str, Any]) -> dict[str, Any]:
+    """`links` only when the span has some."""
     parent = span.parent_id
-    return {
+    record: dict[str, Any] = {
         "name": span.name,
         "kind": span.kind.name,
         "trace_id": span.trace_id.hex(),
@@ -32,3 +33,6 @@ def span_record(span: Span, resource: Mapping[str, Any]) -> dict[str, Any]:
         "resource": dict(resource),
         "scope": span.scope,
     }
+    if span.links:
+        record["links"] = [{"trace_id": t.hex(), "span_id": s.hex()} for t, s in span.links]
+    return record

@@ -2,7 +2,8 @@
 
 Every span event (one C struct per probe, laid out in BTF) carries the fields the core turns
 into a span's identity: `start_ns`, `end_ns` (CLOCK_BOOTTIME), `trace_id[16]`, `span_id[8]`,
-`parent_span_id[8]` (zero: a root span), `trace_flags`, and optionally `remote_parent`.
+`parent_span_id[8]` (zero: a root span), `trace_flags`, and optionally `remote_parent` and a link
+to another span: `link_trace_id[16]`, `link_span_id[8]` (zero: none).
 
 A `char X[N]` with a sibling `X_len` is a Go string: it decodes to a `str` of its first
 min(X_len, N) bytes (invalid UTF-8 replaced, as protobuf strings must be valid), and when the

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from gotel.export.otlp_encode import SpanEncoder, span_flags
+from gotel.export.otlp_encode import SpanEncoder, encode_link, span_flags
 from gotel.trace.clock import BootClock
 from gotel.trace.span import Span, SpanData
 
@@ -21,6 +21,14 @@ Describe = Callable[[Event], SpanData | None]
 
 _NO_TRACE = bytes(16)
 _NO_SPAN = bytes(8)
+
+
+def event_links(event: Mapping[str, Any]) -> tuple[tuple[bytes, bytes], ...]:
+    """The link an event carries in its optional link_trace_id/link_span_id (zero: none)."""
+    span_id = event.get("link_span_id")
+    if span_id is None or span_id == _NO_SPAN or event["link_trace_id"] == _NO_TRACE:
+        return ()
+    return ((bytes(event["link_trace_id"]), bytes(span_id)),)
 
 
 class SpanAssembler:
@@ -63,6 +71,7 @@ class SpanAssembler:
                 self.invalid += 1
                 continue
             parent = event["parent_span_id"]
+            links = event_links(event)
             append(
                 encode(
                     trace_id,
@@ -76,6 +85,7 @@ class SpanAssembler:
                     data.attributes,
                     data.error,
                     data.status_message,
+                    b"".join(encode_link(t, s) for t, s in links) if links else b"",
                 )
             )
         return out
@@ -98,4 +108,5 @@ def span_of(event: Mapping[str, Any], data: SpanData, clock: BootClock, scope: s
         scope=scope,
         remote_parent=bool(event.get("remote_parent", 0)),
         sampled=bool(event["trace_flags"] & 1),
+        links=event_links(event),
     )

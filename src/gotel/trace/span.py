@@ -52,6 +52,8 @@ class Span:
     scope: str = "gotel"  # instrumentation scope, e.g. "gotel/net/http"
     remote_parent: bool = False  # the parent came from another process (incoming traceparent)
     sampled: bool = True
+    # Spans this one is linked to (a context it did not take as its parent): (trace, span) ids.
+    links: tuple[tuple[bytes, bytes], ...] = ()
 
     def duration_ns(self) -> int:
         return self.end_ns - self.start_ns

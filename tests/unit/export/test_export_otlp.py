@@ -104,6 +104,7 @@ def test_spans_arrive_byte_exact(
         error=True,
         status_message="connection reset by peer",
         scope="gotel/net/http/client",
+        links=((os.urandom(16), os.urandom(8)),),  # e.g. a consumer's producer
     )
     root = make_span(name="job", trace_id=trace_id, parent_span_id=bytes(8))  # all-zero parent
 
@@ -129,6 +130,10 @@ def test_spans_arrive_byte_exact(
         "message": "connection reset by peer",
     }
     assert got[client.span_id.hex()]["parent_span_id"] == server.span_id.hex()
+    [(link_trace, link_span)] = client.links
+    assert got[client.span_id.hex()]["links"] == [
+        {"trace_id": link_trace.hex(), "span_id": link_span.hex()}]
+    assert "links" not in got[server.span_id.hex()]
     assert got[root.span_id.hex()]["parent_span_id"] is None
     assert got[server.span_id.hex()]["resource"]["service.name"] == "shop"
     assert got[server.span_id.hex()]["resource"]["process.pid"] == 4242
