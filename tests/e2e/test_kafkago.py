@@ -156,16 +156,26 @@ def test_request_producer_and_consumers_are_one_trace(
 
         queries = [f"topic={topic}&key=user-1", f"topic={topic}&key=user-2&n=3",
                    f"topic={topic}&per_message=1",
-                   f"topic={topic}&traceparent={SDK_TRACEPARENT}"]
+                   f"topic={topic}&traceparent={SDK_TRACEPARENT}",
+                   f"topic={topic}&key=user-4&compress=1"]
         # Distinct values: identical messages would share one identity (the last producer's).
         for i, query in enumerate(queries):
             post(f"{app.url}/produce?{query}", f"order-{i}")
-        values = ["order-0", "order-1#0", "order-1#1", "order-1#2", "order-2", "order-3"]
+        values = ["order-0", "order-1#0", "order-1#1", "order-1#2", "order-2", "order-3",
+                  "order-4"]
         assert reader.values(len(values)) == values
         assert fetcher.values(len(values)) == values
 
-        # warm-up: 1 server + 1 producer + 2 consumers (untraced: none); then per query.
-        want = 2 + 4 * 2 + 2 * len(values)
+        # A fetch inside a request of its own: that request's span stays its parent, the
+        # producer span becomes its link.
+        local_topic = f"{topic}-local"
+        post(f"{app.url}/produce?topic={local_topic}&key=local&create=1", "order-local")
+        with urllib.request.urlopen(f"{app.url}/consume?topic={local_topic}", timeout=30) as r:
+            assert r.read() == b"order-local"
+
+        # warm-up: 1 server + 1 producer + 2 consumers (untraced: none); then per query;
+        # then /produce (2) and /consume (2).
+        want = 2 + len(queries) * 2 + 2 * len(values) + 4
         spans = read_jsonl(out, want, timeout=30)
         assert gotel.stop() == 0, gotel.log
         spans = read_jsonl(out, want)
@@ -209,6 +219,23 @@ def test_request_producer_and_consumers_are_one_trace(
         assert span["parent_span_id"] == SDK_SPAN
         assert span["attributes"]["gotel.messaging.context"] == "header"
     assert not children(spans, producer, "CONSUMER")
+
+    # An lz4-compressed batch: the consumer sees the same message, so the same identity.
+    server = by_query(spans, queries[4])
+    [producer] = children(spans, server, "PRODUCER")
+    check_consumers(spans, producer, topic, ["user-4"], reader.pid, fetcher.pid)
+
+    # The fetch with a parent in its process: child of /consume's span, linked to the producer.
+    local_query = f"topic={local_topic}&key=local&create=1"
+    [producer] = children(spans, by_query(spans, local_query), "PRODUCER")
+    server = by_query(spans, f"topic={local_topic}")
+    [consumer] = children(spans, server, "CONSUMER")
+    assert consumer["trace_id"] == server["trace_id"] != producer["trace_id"]
+    assert consumer["links"] == [{"trace_id": producer["trace_id"],
+                                  "span_id": producer["span_id"]}]
+    assert consumer["attributes"]["gotel.messaging.context"] == "producer"
+    assert consumer["attributes"]["messaging.kafka.message.key"] == "local"
+    assert "messaging.consumer.group.name" not in consumer["attributes"]
 
 
 @pytest.mark.parametrize("version", [PINNED, OLDER])

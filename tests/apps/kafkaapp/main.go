@@ -3,8 +3,11 @@
 // -role producer: a net/http service. POST /produce?topic=T&key=K&n=N with a value as its
 // body writes N messages (one WriteMessages call, the request's context) to topic T: the
 // value itself when N is 1, else "value#i". &per_message=1 names the topic in each message
-// instead of the Writer; &traceparent=TP adds a traceparent header (as a producer's SDK
-// would). /repeat?topic=T&n=N makes N single-message calls (bench). Prints "listening on".
+// instead of the Writer; &create=1 creates the topic first; &compress=1 writes lz4-compressed batches; &traceparent=TP adds a traceparent header (as a producer's SDK
+// would). /repeat?topic=T&n=N makes N single-message calls (bench). GET /consume?topic=T
+// fetches the topic's next message (partition 0, from its first offset) with the request's
+// context and prints its value: a consumer span with a parent in its own process. Prints
+// "listening on".
 //
 // -role consumer: reads topic -topic with ReadMessage (-read fetch: FetchMessage, then
 // CommitMessages in a group), in consumer group -group if set, and prints one line per
@@ -53,11 +56,12 @@ type writers struct {
 	byName map[string]*kafka.Writer
 }
 
-// The Writer of a topic ("" : one whose messages name their topic).
-func (ws *writers) get(topic string) *kafka.Writer {
+// The Writer of a topic ("" : one whose messages name their topic), compressing or not.
+func (ws *writers) get(topic string, compress bool) *kafka.Writer {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	w, ok := ws.byName[topic]
+	name := fmt.Sprintf("%s/%t", topic, compress)
+	w, ok := ws.byName[name]
 	if !ok {
 		w = &kafka.Writer{
 			Addr:         kafka.TCP(ws.broker),
@@ -66,7 +70,10 @@ func (ws *writers) get(topic string) *kafka.Writer {
 			BatchTimeout: time.Millisecond,
 			RequiredAcks: kafka.RequireOne,
 		}
-		ws.byName[topic] = w
+		if compress {
+			w.Compression = kafka.Lz4
+		}
+		ws.byName[name] = w
 	}
 	return w
 }
@@ -82,7 +89,11 @@ func produce(addr, broker string) {
 			n = 1
 		}
 		topic := q.Get("topic")
-		writer := ws.get(topic)
+		if q.Get("create") == "1" {
+			createTopic(ws.broker, topic)
+		}
+		compress := q.Get("compress") == "1"
+		writer := ws.get(topic, compress)
 		msgs := make([]kafka.Message, n)
 		for i := range msgs {
 			msgs[i] = kafka.Message{Key: []byte(q.Get("key")), Value: value}
@@ -90,7 +101,7 @@ func produce(addr, broker string) {
 				msgs[i].Value = []byte(fmt.Sprintf("%s#%d", value, i))
 			}
 			if q.Get("per_message") == "1" {
-				writer = ws.get("")
+				writer = ws.get("", compress)
 				msgs[i].Topic = topic
 			}
 			if tp := q.Get("traceparent"); tp != "" {
@@ -107,7 +118,7 @@ func produce(addr, broker string) {
 	// n single-message calls: bench/kafka_overhead.py's slope between two n is one call's cost.
 	mux.HandleFunc("/repeat", func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
-		writer := ws.get(r.URL.Query().Get("topic"))
+		writer := ws.get(r.URL.Query().Get("topic"), false)
 		for i := 0; i < n; i++ {
 			msg := kafka.Message{Value: []byte(strconv.Itoa(i))}
 			if err := writer.WriteMessages(r.Context(), msg); err != nil {
@@ -116,6 +127,27 @@ func produce(addr, broker string) {
 			}
 		}
 		fmt.Fprintf(w, "produced %d\n", n)
+	})
+	var mu sync.Mutex
+	readers := map[string]*kafka.Reader{}
+	mux.HandleFunc("/consume", func(w http.ResponseWriter, r *http.Request) {
+		topic := r.URL.Query().Get("topic")
+		mu.Lock()
+		reader, ok := readers[topic]
+		if !ok {
+			reader = kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Topic: topic,
+				MaxWait: 50 * time.Millisecond, MinBytes: 1, MaxBytes: 1 << 20})
+			readers[topic] = reader
+		}
+		mu.Unlock()
+		ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
+		defer cancel()
+		m, err := reader.FetchMessage(ctx)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		fmt.Fprintf(w, "%s", m.Value)
 	})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
