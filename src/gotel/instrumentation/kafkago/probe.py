@@ -3,9 +3,8 @@
 Trace context crosses Kafka without writing into the target: a consumer span's remote
 context is the message's `traceparent` header when a producer's SDK put one there, else the
 producer span gotel recorded under the message's identity in a map every process gotel
-instruments shares (include/message_context.h). It becomes the span's parent unless the
-consume call already had a parent in its own process, which is kept (the kernel also hands
-the remote context over as a link; the exporters do not write links yet).
+instruments shares (include/message_context.h). It becomes the span's parent, or a link when
+the consume call already had a parent in its own process (which it keeps).
 """
 
 from __future__ import annotations
@@ -140,8 +139,9 @@ CONSUMER = Probe(
     scope=SCOPE,
     context_in=(
         "parent: the message's traceparent header (read-only), else the producer span, "
-        + CORRELATION_RULE + "; none when gotel did not see the producer; a call that "
-        "already has a parent in its process keeps it (links are not exported yet)"
+        + CORRELATION_RULE + "; a link instead when the call already has a parent in its "
+        "process; none when gotel did not see the producer (another agent, a producer "
+        "without an SDK header)"
     ),
 )
 
