@@ -3,11 +3,13 @@
 // -role producer: a net/http service. POST /produce?topic=T&key=K&n=N with a value as its
 // body writes N messages (one WriteMessages call, the request's context) to topic T: the
 // value itself when N is 1, else "value#i". &per_message=1 names the topic in each message
-// instead of the Writer; &create=1 creates the topic first; &compress=1 writes lz4-compressed batches; &traceparent=TP adds a traceparent header (as a producer's SDK
-// would). /repeat?topic=T&n=N makes N single-message calls (bench). GET /consume?topic=T
-// fetches the topic's next message (partition 0, from its first offset) with the request's
-// context and prints its value: a consumer span with a parent in its own process. Prints
-// "listening on".
+// instead of the Writer; &create=1 creates the topic first; &compress=1 writes lz4-compressed
+// batches; &traceparent=TP adds a traceparent header (as a producer's SDK would).
+// /repeat?topic=T&n=N makes N single-message calls (bench). GET /consume?topic=T fetches the
+// topic's next message (partition 0, from its first offset) with the request's context and
+// prints its value: a consumer span with a parent in its own process; &n=N fetches N,
+// &read=1 with ReadMessage, &wrap=M goes back to the first offset after every M messages
+// (bench: a topic of M messages read over and over). Prints "listening on".
 //
 // -role consumer: reads topic -topic with ReadMessage (-read fetch: FetchMessage, then
 // CommitMessages in a group), in consumer group -group if set, and prints one line per
@@ -130,6 +132,7 @@ func produce(addr, broker string) {
 	})
 	var mu sync.Mutex
 	readers := map[string]*kafka.Reader{}
+	fetched := map[string]int{}
 	mux.HandleFunc("/consume", func(w http.ResponseWriter, r *http.Request) {
 		topic := r.URL.Query().Get("topic")
 		mu.Lock()
@@ -140,14 +143,37 @@ func produce(addr, broker string) {
 			readers[topic] = reader
 		}
 		mu.Unlock()
+		q := r.URL.Query()
+		n, _ := strconv.Atoi(q.Get("n"))
+		wrap, _ := strconv.Atoi(q.Get("wrap"))
 		ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
 		defer cancel()
-		m, err := reader.FetchMessage(ctx)
-		if err != nil {
-			http.Error(w, err.Error(), 500)
-			return
+		for i := 0; i < max(n, 1); i++ {
+			var m kafka.Message
+			var err error
+			if q.Get("read") == "1" {
+				m, err = reader.ReadMessage(ctx)
+			} else {
+				m, err = reader.FetchMessage(ctx)
+			}
+			if err != nil {
+				http.Error(w, err.Error(), 500)
+				return
+			}
+			mu.Lock()
+			fetched[topic]++
+			if wrap > 0 && fetched[topic]%wrap == 0 {
+				err = reader.SetOffset(kafka.FirstOffset)
+			}
+			mu.Unlock()
+			if err != nil {
+				http.Error(w, err.Error(), 500)
+				return
+			}
+			if n <= 1 {
+				fmt.Fprintf(w, "%s", m.Value)
+			}
 		}
-		fmt.Fprintf(w, "%s", m.Value)
 	})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -86,7 +86,7 @@ def test_a_batch_counts_its_messages_and_an_error_is_marked(clock):
 
 def test_a_receive_has_partition_offset_group_and_a_bounded_key(clock):
     key = b"k" * 64
-    span = span_from(CONSUMER, record(CONSUMER, kind=2, topic=b"orders", topic_len=6,
+    span = span_from(CONSUMER, record(CONSUMER, kind=1, topic=b"orders", topic_len=6,
                                       partition=3, offset=42, group=b"billing", group_len=7,
                                       key=key, key_len=100, context_source=2,
                                       remote_parent=1), clock)

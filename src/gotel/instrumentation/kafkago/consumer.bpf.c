@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * kafka-go consumer spans (github.com/segmentio/kafka-go): entry and every RET of
- * (*Reader).ReadMessage(ctx) (Message, error) and (*Reader).FetchMessage(ctx) (Message, error).
- * One CONSUMER span per message returned, or per error; ReadMessage calls FetchMessage,
- * which then makes no span of its own.
+ * (*Reader).FetchMessage(ctx) (Message, error). One CONSUMER span per message returned, or
+ * per error. ReadMessage is FetchMessage and then, in a group, a commit: its span is that of
+ * the fetch inside it, so every message costs two uprobe hits whichever the program calls
+ * (probing ReadMessage too would double that for the commit's duration alone).
  *
  * The returned Message does not fit the result registers: it is on the stack, just above the
  * return address (8(SP) at the RET); the error is in RAX, RBX.
@@ -46,14 +47,6 @@ static const char TRACEPARENT_KEY[] = "traceparent";
 #define TRACEPARENT_KEY_LEN (sizeof(TRACEPARENT_KEY) - 1)
 
 GOTEL_EVENT_TYPE(kafka_event);
-
-/* Goroutines inside ReadMessage (goid -> its depth): their FetchMessage makes no span. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, __u64);
-} kafka_reads SEC(".maps");
 
 static __always_inline int same_bytes(const char *a, const char *b, __u32 n)
 {
@@ -124,25 +117,14 @@ static __always_inline enum kafka_context_source remote_context(__u64 msg,
 	return KAFKA_CONTEXT_PRODUCER;
 }
 
-static __always_inline void enter(struct pt_regs *ctx, enum kafka_call_kind kind)
+static __always_inline void enter(struct pt_regs *ctx)
 {
 	struct call_key key = {};
-	__u64 *read_depth;
 
-	if (kind == KAFKA_FETCH) {
-		__u64 goid = goroutine_id(GO_G(ctx));
-
-		read_depth = goid ? bpf_map_lookup_elem(&kafka_reads, &goid) : 0;
-		if (read_depth && call_key(ctx, &key) && key.depth > *read_depth)
-			return; /* inside ReadMessage: its span covers this fetch */
-	}
-	if (!start_call(ctx, &key, kind, 0, 0))
-		return;
-	if (kind == KAFKA_READ)
-		bpf_map_update_elem(&kafka_reads, &key.goid, &key.depth, BPF_ANY);
+	start_call(ctx, &key, KAFKA_FETCH, 0, 0);
 }
 
-static __always_inline void leave(struct pt_regs *ctx, enum kafka_call_kind kind)
+static __always_inline void leave(struct pt_regs *ctx)
 {
 	struct kafka_call *call;
 	struct kafka_event *e;
@@ -157,10 +139,8 @@ static __always_inline void leave(struct pt_regs *ctx, enum kafka_call_kind kind
 	if (!call_key(ctx, &key))
 		return;
 	call = bpf_map_lookup_elem(&kafka_calls, &key);
-	if (!call || call->kind != kind)
+	if (!call || call->kind != KAFKA_FETCH)
 		return;
-	if (kind == KAFKA_READ)
-		bpf_map_delete_elem(&kafka_reads, &key.goid);
 	sc = call->sc;
 	local_parent = call->parent_span_id[0] | call->parent_span_id[1] |
 		       call->parent_span_id[2] | call->parent_span_id[3] |
@@ -214,29 +194,15 @@ done:
 }
 
 SEC("uprobe")
-int read_message_entry(struct pt_regs *ctx)
-{
-	enter(ctx, KAFKA_READ);
-	return 0;
-}
-
-SEC("uprobe")
-int read_message_return(struct pt_regs *ctx)
-{
-	leave(ctx, KAFKA_READ);
-	return 0;
-}
-
-SEC("uprobe")
 int fetch_message_entry(struct pt_regs *ctx)
 {
-	enter(ctx, KAFKA_FETCH);
+	enter(ctx);
 	return 0;
 }
 
 SEC("uprobe")
 int fetch_message_return(struct pt_regs *ctx)
 {
-	leave(ctx, KAFKA_FETCH);
+	leave(ctx);
 	return 0;
 }

@@ -12,8 +12,7 @@
 
 enum kafka_call_kind {
 	KAFKA_WRITE = 0, /* (*Writer).WriteMessages: PRODUCER */
-	KAFKA_FETCH = 1, /* (*Reader).FetchMessage: CONSUMER */
-	KAFKA_READ = 2,  /* (*Reader).ReadMessage: CONSUMER (fetch, then commit in a group) */
+	KAFKA_FETCH = 1, /* (*Reader).FetchMessage (ReadMessage's too): CONSUMER */
 };
 
 /* Where a consumer span's remote context came from. */

@@ -114,8 +114,6 @@ CONSUMER = Probe(
     module=MODULE,
     bpf_object=object_path(__file__, "consumer.bpf.o"),
     hooks=(
-        Hook(f"{MODULE}.(*Reader).ReadMessage", entry="read_message_entry",
-             returns="read_message_return"),
         Hook(f"{MODULE}.(*Reader).FetchMessage", entry="fetch_message_entry",
              returns="fetch_message_return"),
     ),
