@@ -24,6 +24,14 @@ from test_databasesql import (  # noqa: F401 (postgres: the fixture)
     sql_binary,
     stop_run,
 )
+from test_goredis import (  # noqa: F401 (redis_port: the fixture)
+    COMMANDS,
+    DB_INDEX,
+    build_redisapp,
+    post,
+    redis_port,
+)
+from test_goredis import PINNED as REDIS_PINNED
 
 from conftest import GoServer, Gotel, get
 from gotel.instrumentation.metric import (
@@ -389,3 +397,49 @@ def test_database_sql_counts_per_operation_are_exact_when_1_percent_of_traces_ar
     assert "pw@" not in text and "sslmode" not in text  # the DSN never leaves
     for secret in SECRETS:
         assert secret not in text
+
+
+def test_go_redis_counts_per_command_are_exact_when_1_percent_of_traces_are_sampled(
+        redis_port, servers, gotels, tmp_path):  # noqa: F811 (the fixture imported above)
+    binary = build_redisapp(REDIS_PINNED)
+    app = GoServer(binary, "-redis", f"127.0.0.1:{redis_port}", "-db", str(DB_INDEX))
+    servers.append(app)
+    metrics = tmp_path / "metrics.jsonl"
+    gotel = Gotel("attach", "--pid", str(app.pid), "--exporter", "none",
+                  "--metrics-output", str(metrics),
+                  env={"OTEL_METRICS_EXPORTER": "jsonl", **RATIO_1_PERCENT, **INTERVAL})
+    gotels.append(gotel)
+    gotel.wait_for(rf"pid {app.pid} .*attached")
+    # The connection's setup (HELLO, CLIENT ...) happens on first use: before the count.
+    assert post(f"{app.url}/commands?key=warm", "1")
+    time.sleep(1.2)
+
+    def latest() -> dict[tuple, dict]:
+        points: dict[tuple, dict] = {}
+        for line in metrics.read_text().splitlines() if metrics.exists() else []:
+            record = json.loads(line)
+            if record["name"] == DB_CLIENT:
+                attrs = record["attributes"]
+                points[(attrs.get("db.operation.name"), attrs.get("error.type"))] = record
+        return points
+
+    before = {k: p["count"] for k, p in latest().items()}
+    rounds = 12
+    for i in range(rounds):
+        assert post(f"{app.url}/commands?key=r{i}", "not-a-number").split()[4] == (
+            "INCR-TEXT=error")
+    assert gotel.stop() == 0, gotel.log
+    after = latest()
+    made = {k: p["count"] - before.get(k, 0) for k, p in after.items()}
+    want = Counter[tuple]()
+    for name, _, _, error in COMMANDS:  # a miss (redis.Nil) is no error
+        want[(name, error)] += rounds
+    assert {k: n for k, n in made.items() if n} == dict(want), after
+    for point in after.values():
+        attrs = point["attributes"]
+        assert attrs["db.system.name"] == "redis"
+        assert (attrs["server.address"], attrs["server.port"]) == ("127.0.0.1", redis_port)
+        assert attrs["db.namespace"] == str(DB_INDEX)
+        assert sum(point["bucket_counts"]) == point["count"]
+        assert point["scope"] == "gotel/github.com/redis/go-redis/v9"
+    assert after[("INCR", "ERR")]["attributes"]["db.response.status_code"] == "ERR"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gotel.instrumentation.databasesql import probe as databasesql
+from gotel.instrumentation.goredis import probe as goredis
 from gotel.instrumentation.grpc import probe as grpc
 from gotel.instrumentation.nethttp import probe as nethttp
 
@@ -78,3 +79,20 @@ def test_database_sql_system_operation_server_and_no_dsn():
     cut = metric.attributes(key(word=b"INSERT", outcome=2 | 0x200, address=b"pgx", name=dsn))
     assert "server.address" not in cut and cut["db.operation.name"] == "INSERT"
     assert metric.bounds_s == (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
+
+
+def test_go_redis_command_batch_server_and_reply_prefix():
+    metric = goredis.CLIENT.metric
+    get = metric.attributes(key(word=b"get", code=3, address=b"127.0.0.1:6380"))
+    assert get == {"db.system.name": "redis", "db.operation.name": "GET",
+                   "server.address": "127.0.0.1", "server.port": 6380, "db.namespace": "3"}
+    assert metric.attributes(key(outcome=1))["db.operation.name"] == "PIPELINE"
+    assert metric.attributes(key(outcome=2))["db.operation.name"] == "MULTI"
+    unix = metric.attributes(key(word=b"set", outcome=0x100, address=b"/run/redis.sock"))
+    assert unix["server.address"] == "/run/redis.sock" and "server.port" not in unix
+    # An error's head: a reply prefix, redis.Nil (no error), anything else _OTHER.
+    wrong = metric.attributes(key(word=b"incr", port=1, name=b"ERR value is not"))
+    assert (wrong["error.type"], wrong["db.response.status_code"]) == ("ERR", "ERR")
+    assert "error.type" not in metric.attributes(key(word=b"get", port=1, name=b"redis: nil"))
+    assert metric.attributes(key(word=b"get", port=1, name=b"dial tcp 10.0.0"))[
+        "error.type"] == "_OTHER"

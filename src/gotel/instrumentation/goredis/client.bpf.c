@@ -148,6 +148,8 @@ static __always_inline void read_batch(struct redis_event *e, __u64 cmds, __s64 
 	}
 }
 
+#include "client_metrics.h"
+
 static __always_inline void end_call(struct pt_regs *ctx)
 {
 	struct redis_call *call;
@@ -160,6 +162,7 @@ static __always_inline void end_call(struct pt_regs *ctx)
 	call = bpf_map_lookup_elem(&redis_calls, &key);
 	if (!call)
 		return;
+	record_call_metrics(ctx, call);
 	if (!(call->sc.flags & TRACE_FLAG_SAMPLED))
 		goto done;
 	/* Results: the error interface (type word, data word) in RAX, RBX. */

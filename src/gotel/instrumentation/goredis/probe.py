@@ -12,6 +12,7 @@ from gotel.instrumentation.goredis.semconv import (
     error_class,
     query_text,
 )
+from gotel.instrumentation.metric import DB_DURATION_BOUNDS, Metric, RedKey, key_text
 from gotel.instrumentation.probe import Event, Hook, Probe, StructField, object_path
 from gotel.trace import SpanData, SpanKind
 
@@ -99,6 +100,47 @@ def client_span(event: Event) -> SpanData:
     return SpanData(operation or SYSTEM, SpanKind.CLIENT, attrs, error)
 
 
+# red_key.outcome bit (client_metrics.h).
+_METRIC_UNIX = 0x100
+
+
+def metric_attributes(key: RedKey) -> dict[str, object]:
+    """db.client.operation.duration's attributes: system, operation (a batch: its kind),
+    server address and port, namespace (DB index), error.type (a reply's prefix)."""
+    attrs: dict[str, object] = {"db.system.name": SYSTEM}
+    kind = key["outcome"] & 0xFF
+    operation = _BATCH_PREFIX.get(kind) or command_name(key_text(key["word"]))
+    if operation:
+        attrs["db.operation.name"] = operation
+    addr = key_text(key["address"])
+    if key["outcome"] & _METRIC_UNIX:
+        if addr:
+            attrs["server.address"] = addr
+    else:
+        host, port = split_host_port(addr)
+        if host:
+            attrs["server.address"] = host
+        if port:
+            attrs["server.port"] = port
+    attrs["db.namespace"] = str(key["code"])
+    if key["port"]:  # an error: its head (16 bytes) tells redis.Nil and a reply's prefix
+        head = key_text(key["name"])
+        error = error_class(head, len(head))
+        if error is not None:
+            attrs["error.type"] = error
+            if error != "_OTHER":
+                attrs["db.response.status_code"] = error
+    return attrs
+
+
+METRIC = Metric(
+    "db.client.operation.duration",
+    "Duration of database client operations.",
+    metric_attributes,
+    DB_DURATION_BOUNDS,
+)
+
+
 CLIENT = Probe(
     name="go-redis client",
     module=MODULE,
@@ -123,6 +165,7 @@ CLIENT = Probe(
     describe=client_span,
     scope=SCOPE,
     context_out="none (RESP has no header to carry a traceparent)",
+    metric=METRIC,
 )
 
 PROBES = (CLIENT,)
