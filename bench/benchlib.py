@@ -46,8 +46,8 @@ ATTACHED_RE = re.compile(r"pid (\d+) \(.*\): attached (\d+)/(\d+) probes \((\d+)
 LOST_RE = re.compile(r"pid (\d+): .*lost (\d+) events")
 # gotel's last lines for a target: its own count of spans, events and losses, and what the
 # traceparent injector did with the messages it saw.
-SUMMARY_RE = re.compile(r"pid (\d+): detached; (\d+) spans from (\d+) events, (\d+) events "
-                        r"lost(?:, (\d+) undecodable)?")
+SUMMARY_RE = re.compile(r"pid (\d+): detached(?: in \d+ ms)?; (\d+) spans from (\d+) events, "
+                        r"(\d+) events lost(?:, (\d+) undecodable)?")
 INJECTION_RE = re.compile(r"pid (\d+): traceparent insertion: (.*)$")
 # gotel's very last line: where every span went, and its CPU per span by stage.
 REPORT_RE = re.compile(r"spans: (\d+) exported(?:, (\d+) dropped \(([^)]*)\))?.*?"

@@ -96,7 +96,17 @@ def build_parser() -> _Parser:
         "--exe",
         action="append",
         default=[],
-        help="every process running this executable, now and later (repeatable)",
+        metavar="PATH|GLOB",
+        help="every process running this executable, now and later, caught at exec "
+        "(repeatable; a glob such as '/app/*' matches the path each process sees)",
+    )
+    attach.add_argument(
+        "--port",
+        type=_port,
+        action="append",
+        default=[],
+        metavar="N",
+        help="whatever process listens on TCP port N, now and later (repeatable)",
     )
 
     inspect = sub.add_parser("inspect", parents=common, help="what gotel sees in a Go binary")
@@ -175,7 +185,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_demo(config, rounds=args.requests, out=sys.stdout)
     if args.command == "run":
         return _run(config, args.argv)
-    return _attach(config, pids=args.pid, exes=args.exe)
+    return _attach(config, pids=args.pid, exes=args.exe, ports=args.port)
+
+
+def _require_privileges() -> None:
+    from gotel.privileges import missing_wanted, require_tracing
+
+    require_tracing()
+    for name, loss in missing_wanted().items():
+        log.warning("without %s: %s", name, loss)
 
 
 def _stop_on_signals() -> threading.Event:
@@ -190,27 +208,35 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
-def _attach(config: Config, *, pids: list[int], exes: list[str]) -> int:
-    from gotel.instrumentation.registry import all_probes
-    from gotel.privileges import require_tracing
-    from gotel.supervisor import Supervisor
-    from gotel.target import process_from_pid
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a TCP port (1-65535)")
+    return int(text)
 
-    if not pids and not exes:
-        raise GotelError("attach needs --pid PID or --exe PATH (see gotel attach --help)")
+
+def _attach(config: Config, *, pids: list[int], exes: list[str], ports: list[int]) -> int:
+    from gotel.instrumentation.registry import all_probes
+    from gotel.supervisor import Supervisor
+    from gotel.target import ExecutableSelector, PortSelector, Selector, process_from_pid
+
+    if not pids and not exes and not ports:
+        raise GotelError(
+            "attach needs --pid PID, --exe PATH or --port N (see gotel attach --help)"
+        )
     processes = [process_from_pid(pid) for pid in pids]
-    executables = [_watchable(exe) for exe in exes]
-    require_tracing()
+    selectors: list[Selector] = [ExecutableSelector(_watchable(exe)) for exe in exes]
+    selectors += [PortSelector(port) for port in ports]
+    _require_privileges()
     stop = _stop_on_signals()
     supervisor = Supervisor(config, all_probes())
     try:
         for process in processes:
             supervisor.attach(process)
-        for executable in executables:
-            log.info("watching for processes running %s", executable)
-            supervisor.watch(executable)
-        # With only PIDs, gotel is done when they are; with --exe it waits for more.
-        supervisor.run(stop, exit_when_idle=not executables)
+        for selector in selectors:
+            log.info("watching for processes: %s", selector)
+            supervisor.watch(selector)
+        # With only PIDs, gotel is done when they are; with selectors it waits for more.
+        supervisor.run(stop, exit_when_idle=not selectors)
     finally:
         supervisor.close()
     return EXIT_OK
@@ -218,9 +244,17 @@ def _attach(config: Config, *, pids: list[int], exes: list[str]) -> int:
 
 def _watchable(exe: str) -> Path | str:
     from gotel.target import resolve_executable
+    from gotel.target.selectors import GLOB_CHARS
 
+    if GLOB_CHARS & set(exe):
+        if not os.path.isabs(exe):
+            raise GotelError(f"{exe}: a glob must be an absolute path pattern (e.g. '/app/*')")
+        return exe
     if os.path.lexists(exe):
-        return resolve_executable(exe)
+        path = Path(exe).resolve()
+        if path.is_dir() or not path.exists():
+            return resolve_executable(exe)  # says what is wrong with it
+        return path  # gotel only reads it: no need for it to be executable by gotel
     if os.path.isabs(exe):
         # Not in this filesystem: a binary in another container, matched by its path there.
         return exe
@@ -230,7 +264,6 @@ def _watchable(exe: str) -> Path | str:
 def _run(config: Config, argv: list[str]) -> int:
     from gotel.goelf import open_binary
     from gotel.instrumentation.registry import all_probes
-    from gotel.privileges import require_tracing
     from gotel.supervisor import Supervisor
     from gotel.target import HeldLaunch, Process, resolve_executable
 
@@ -241,7 +274,7 @@ def _run(config: Config, argv: list[str]) -> int:
     # Bad input is refused before the program starts; a program gotel cannot
     # instrument for other reasons still runs, with a warning.
     open_binary(resolve_executable(argv[0])).close()
-    require_tracing()
+    _require_privileges()
     launch = HeldLaunch(argv)
     stop = _stop_on_signals()
     supervisor = Supervisor(config, all_probes())

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import gotel
-from gotel.ebpf import BpfObject, Link, RingBuffer, UnknownNameError, destroy_links
+from gotel.ebpf import BpfObject, Link, RingBuffer, UnknownNameError, destroy_links, uprobe_multi
+from gotel.ebpf.uprobe_multi import FdLink
 from gotel.errors import GotelError
 from gotel.export.otlp_encode import encode_scope
 from gotel.export.pipeline import ExportPipeline, SpanChunk
@@ -53,13 +54,19 @@ class NodeMaps:
 class LoadedProbe:
     plan: ProbePlan
     obj: BpfObject
-    links: list[Link]
+    links: list[Link | FdLink]
     rings: tuple[RingBuffer, ...]  # events, then the spill ring
     decoder: EventDecoder | None  # None: the object has no events ring, emits no events
     assembler: SpanAssembler
     scope: bytes  # the encoded InstrumentationScope of its spans
     metrics: MetricReader | None = None  # its RED histogram, when metrics are on
+    multi: bool = False  # its programs attach as uprobe_multi links (one per program)
     lost_reported: int = 0
+
+    def close(self) -> None:
+        for ring in self.rings:
+            ring.close()
+        self.obj.close()  # destroys its links
 
 
 @dataclass
@@ -82,6 +89,129 @@ class SessionStats:
     encode_cpu_s: float = 0.0
 
 
+@dataclass
+class PreparedObjects:
+    """One binary's probes loaded into the kernel but attached to no process yet: a process
+    caught at exec is handed these, so that only its uprobes remain to attach."""
+
+    loaded: list[LoadedProbe]
+    shared_maps: dict[str, int]  # name -> fd (our own dup)
+    skipped: dict[str, str]  # probe name -> reason
+
+    def close(self) -> None:
+        """Release what no session took. Idempotent."""
+        for lp in self.loaded:
+            lp.close()
+        self.loaded = []
+        for fd in self.shared_maps.values():
+            os.close(fd)
+        self.shared_maps = {}
+
+
+def prepare_objects(
+    plans: Sequence[ProbePlan],
+    *,
+    ring_buffer_bytes: int,
+    common_constants: Mapping[str, int | str],
+    clock: BootClock,
+    node_maps: NodeMaps,
+    metric_series_limit: int = 0,
+) -> PreparedObjects:
+    """Open, configure and load the BPF object of every applicable plan; a probe that fails
+    to load is skipped with its reason. `metric_series_limit`: the RED series each probe may
+    count (0: metrics off)."""
+    prepared = PreparedObjects([], {}, {})
+    for plan in plans:
+        if not plan.linked:
+            log.debug("%s: %s", plan.probe.name, plan.skip_reason)
+            continue
+        if not plan.applies:
+            prepared.skipped[plan.probe.name] = plan.skip_reason or "not applicable"
+            continue
+        try:
+            prepared.loaded.append(
+                _load(plan, prepared.shared_maps, ring_buffer_bytes, common_constants, clock,
+                      node_maps, metric_series_limit)
+            )
+        except GotelError as exc:
+            prepared.skipped[plan.probe.name] = str(exc)
+    return prepared
+
+
+def _load(
+    plan: ProbePlan,
+    shared_maps: dict[str, int],
+    ring_buffer_bytes: int,
+    common_constants: Mapping[str, int | str],
+    clock: BootClock,
+    node_maps: NodeMaps,
+    metric_series_limit: int,
+) -> LoadedProbe:
+    obj = BpfObject(plan.probe.bpf_object)
+    try:
+        obj.set_constants(plan.constants)
+        maps = obj.map_names()
+        # Room for bursts between drains: a server event is ~1 KiB. An object without an
+        # events ring (a router's probe only fills a shared map) emits no events.
+        if EVENTS_MAP in maps:
+            obj.set_max_entries(EVENTS_MAP, ring_buffer_bytes)
+        metric = plan.probe.metric if metric_series_limit else None
+        if metric is not None and SERIES_MAP in maps:
+            obj.set_constants(metric_constants(metric))
+            obj.set_max_entries(SERIES_MAP, metric_series_limit)
+        else:
+            metric = None
+        for name, value in common_constants.items():
+            try:
+                obj.set_constants({name: value})
+            except UnknownNameError:
+                pass
+        shared = [m for m in maps if m.startswith(SHARED_PREFIX)]
+        node = [m for m in maps if m.startswith(NODE_PREFIX)]
+        for name in shared:
+            if name in shared_maps:
+                obj.reuse_map(name, shared_maps[name])
+        for name in node:
+            if name in node_maps.fds:
+                obj.reuse_map(name, node_maps.fds[name])
+        multi = uprobe_multi.supported()
+        for program in _programs(plan) if multi else ():
+            obj.use_uprobe_multi(program)
+        obj.load()
+        for name in shared:
+            if name not in shared_maps:
+                shared_maps[name] = os.dup(obj.map_fd(name))
+        for name in node:
+            if name not in node_maps.fds:
+                node_maps.fds[name] = os.dup(obj.map_fd(name))
+        rings = tuple(obj.ring_buffer(name) for name in (EVENTS_MAP, SPILL_MAP) if name in maps)
+        decoder = EventDecoder(obj.struct_layout(plan.probe.event)) if rings else None
+    except BaseException:
+        obj.close()
+        raise
+    probe = plan.probe
+    assembler = SpanAssembler(probe.name, plan.describer, clock)
+    scope = encode_scope(probe.scope, gotel.__version__)
+    metrics = MetricReader(obj, metric, probe.scope) if metric is not None else None
+    return LoadedProbe(plan, obj, [], rings, decoder, assembler, scope, metrics, multi)
+
+
+def _offsets_by_program(plan: ProbePlan) -> dict[str, list[int]]:
+    """Each program of a plan with the file offsets it attaches at, in order, once each."""
+    found: dict[str, dict[int, None]] = {}
+    for hp in plan.hooks:
+        if hp.hook.entry:
+            found.setdefault(hp.hook.entry, {})[hp.function.file_offset] = None
+        if hp.hook.returns:
+            for offset in hp.return_offsets:
+                found.setdefault(hp.hook.returns, {})[offset] = None
+    return {program: list(offsets) for program, offsets in found.items() if offsets}
+
+
+def _programs(plan: ProbePlan) -> list[str]:
+    return list(_offsets_by_program(plan))
+
+
 class Session:
     """Owns every BPF object, link and ring buffer for one target process."""
 
@@ -100,19 +230,24 @@ class Session:
         resource_attributes: Mapping[str, object] | None = None,
         metric_series_limit: int = 0,
         node_maps: NodeMaps | None = None,
+        prepared: PreparedObjects | None = None,
+        on_probes_attached: Callable[[], None] | None = None,
     ) -> None:
-        """`metric_series_limit`: the RED series each probe may count (0: metrics off)."""
-        self.ring_buffer_bytes = ring_buffer_bytes
+        """`metric_series_limit`: the RED series each probe may count (0: metrics off).
+        `prepared`: objects loaded ahead for this binary (with the same settings)."""
         self.metric_series_limit = metric_series_limit
         self.resource_attributes = dict(resource_attributes or {})
         self.started_ns = time.time_ns()  # cumulative metrics count from here
+        # Without an agent's: this session's own, closed with it.
+        self._own_node_maps = node_maps is None
+        self.node_maps = NodeMaps() if node_maps is None else node_maps
+        self._prepared = prepared
+        self._on_probes_attached = on_probes_attached
+        self.ring_buffer_bytes = ring_buffer_bytes
         self.process = process
         # Knobs every object may declare (the sampler); set where declared.
         self.common_constants = dict(common_constants or {})
         self.shared_maps: dict[str, int] = {}  # name -> fd (our own dup)
-        # Without an agent's: this session's own, closed with it.
-        self._own_node_maps = node_maps is None
-        self.node_maps = NodeMaps() if node_maps is None else node_maps
         self.extensions = list(extensions)
         self.running: dict[str, tuple[Extension, Running]] = {}  # name -> started extension
         self.plans = plans
@@ -124,86 +259,70 @@ class Session:
         self.stats = SessionStats()
 
     # -- attach -----------------------------------------------------------------
-    def attach(self) -> None:
-        """Load and attach every applicable probe; a probe that fails is skipped, not fatal."""
-        for plan in self.plans:
-            if not plan.linked:
-                log.debug("%s: %s", plan.probe.name, plan.skip_reason)
-                continue
-            if not plan.applies:
-                self.stats.skipped[plan.probe.name] = plan.skip_reason or "not applicable"
-                continue
+    def attach(self, *, extensions_later: bool = False) -> None:
+        """Load (unless prepared) and attach every applicable probe; a probe that fails is
+        skipped, not fatal. Then start the extensions, unless `extensions_later`: the caller
+        then calls start_extensions() (from another thread, if it likes)."""
+        prepared = self._prepared or prepare_objects(
+            self.plans,
+            ring_buffer_bytes=self.ring_buffer_bytes,
+            common_constants=self.common_constants,
+            clock=self.clock,
+            node_maps=self.node_maps,
+            metric_series_limit=self.metric_series_limit,
+        )
+        self._prepared = None
+        self.shared_maps = prepared.shared_maps
+        self.stats.skipped.update(prepared.skipped)
+        for lp in prepared.loaded:
             try:
-                self.loaded.append(self._load(plan))
+                # All-or-nothing per probe: a half-attached probe would emit nonsense.
+                self._hook(lp)
             except GotelError as exc:
-                self.stats.skipped[plan.probe.name] = str(exc)
+                lp.close()  # destroys the links made so far
+                self.stats.skipped[lp.plan.probe.name] = str(exc)
+                continue
+            self.loaded.append(lp)
+        prepared.loaded = []
+        if self.loaded and self._on_probes_attached is not None:
+            self._on_probes_attached()
+        if not extensions_later:
+            self.start_extensions()
+
+    def start_extensions(self) -> None:
+        """Start the process extensions (once probes are attached), then say what runs."""
         if self.loaded:
             for ext in self.extensions:
-                running = ext.start(self.process.pid, self.shared_maps)
+                try:
+                    running = ext.start(self.process.pid, self.shared_maps)
+                except (GotelError, OSError) as exc:
+                    gone = not self.process.alive()  # a short-lived program: nothing to say
+                    log.log(logging.DEBUG if gone else logging.WARNING, "pid %d: %s off: %s",
+                            self.process.pid, ext.name, exc)
+                    continue
                 if running is not None:
                     self.running[ext.name] = (ext, running)
         self._report_attach()
 
-    def _load(self, plan: ProbePlan) -> LoadedProbe:
-        obj = BpfObject(plan.probe.bpf_object)
-        links: list[Link] = []
-        try:
-            obj.set_constants(plan.constants)
-            maps = obj.map_names()
-            # Room for bursts between drains: a server event is ~1 KiB. An object without an
-            # events ring (a router's probe only fills a shared map) emits no events.
-            if EVENTS_MAP in maps:
-                obj.set_max_entries(EVENTS_MAP, self.ring_buffer_bytes)
-            metric = plan.probe.metric if self.metric_series_limit else None
-            if metric is not None and SERIES_MAP in maps:
-                obj.set_constants(metric_constants(metric))
-                obj.set_max_entries(SERIES_MAP, self.metric_series_limit)
-            else:
-                metric = None
-            for name, value in self.common_constants.items():
-                try:
-                    obj.set_constants({name: value})
-                except UnknownNameError:
-                    pass
-            shared = [m for m in maps if m.startswith(SHARED_PREFIX)]
-            node = [m for m in maps if m.startswith(NODE_PREFIX)]
-            for name in shared:
-                if name in self.shared_maps:
-                    obj.reuse_map(name, self.shared_maps[name])
-            for name in node:
-                if name in self.node_maps.fds:
-                    obj.reuse_map(name, self.node_maps.fds[name])
-            obj.load()
-            for name in shared:
-                if name not in self.shared_maps:
-                    self.shared_maps[name] = os.dup(obj.map_fd(name))
-            for name in node:
-                if name not in self.node_maps.fds:
-                    self.node_maps.fds[name] = os.dup(obj.map_fd(name))
-            # All-or-nothing per probe: a half-attached probe would emit nonsense.
-            for hp in plan.hooks:
-                if hp.hook.entry:
-                    links.append(self._attach(obj, hp.hook.entry, hp.function.file_offset))
-                if hp.hook.returns:
-                    for offset in hp.return_offsets:
-                        links.append(self._attach(obj, hp.hook.returns, offset))
-            rings = tuple(obj.ring_buffer(name) for name in (EVENTS_MAP, SPILL_MAP) if name in maps)
-            decoder = EventDecoder(obj.struct_layout(plan.probe.event)) if rings else None
-        except BaseException:
-            obj.close()  # destroys the links made so far
-            raise
-        probe = plan.probe
-        assembler = SpanAssembler(probe.name, plan.describer, self.clock)
-        scope = encode_scope(probe.scope, gotel.__version__)
-        metrics = MetricReader(obj, metric, probe.scope) if metric is not None else None
-        return LoadedProbe(plan, obj, links, rings, decoder, assembler, scope, metrics)
+    def _hook(self, lp: LoadedProbe) -> None:
+        if lp.multi:
+            binary, pid = self.process.binary, self.pid_filter
+            for program, offsets in _offsets_by_program(lp.plan).items():
+                lp.links.append(lp.obj.attach_uprobe_multi(program, binary, offsets, pid))
+            return
+        for hp in lp.plan.hooks:
+            if hp.hook.entry:
+                lp.links.append(self._uprobe(lp.obj, hp.hook.entry, hp.function.file_offset))
+            if hp.hook.returns:
+                for offset in hp.return_offsets:
+                    lp.links.append(self._uprobe(lp.obj, hp.hook.returns, offset))
 
-    def _attach(self, obj: BpfObject, program: str, offset: int) -> Link:
+    def _uprobe(self, obj: BpfObject, program: str, offset: int) -> Link:
         return obj.attach_uprobe(program, self.process.binary, offset, self.pid_filter)
 
     def _report_attach(self) -> None:
         total = sum(1 for plan in self.plans if plan.linked)
-        uprobes = sum(len(lp.links) for lp in self.loaded)
+        uprobes = sum(lp.plan.uprobe_count for lp in self.loaded)
         msg = "pid %d (%s): attached %d/%d probes (%d uprobes)"
         args: list[object] = [
             self.process.pid,
@@ -306,12 +425,21 @@ class Session:
         return ProcessMetrics(self.resource_attributes, self.started_ns, time.time_ns(), metrics)
 
     # -- detach -------------------------------------------------------------------
-    def close(self) -> None:
-        """Read what is left, then remove every probe. Idempotent."""
+    def close(self, *, pace: Callable[[], object] | None = None) -> None:
+        """Read what is left, then remove every probe. Idempotent.
+
+        Without `pace` the uprobes are removed all at once; with it, one at a time, calling
+        pace() before each: the kernel serialises uprobe removal and creation (one RCU grace
+        period per removal), so a caller that attaches elsewhere meanwhile can go first."""
         if self.loaded:
             try:
                 # Detach first, so that draining ends: then read every event still queued.
-                destroy_links([link for lp in self.loaded for link in lp.links])
+                links = [link for lp in self.loaded for link in lp.links]
+                if pace is None:
+                    destroy_links(links)
+                for link in links if pace is not None else ():
+                    pace()
+                    link.destroy()
                 while self.poll():
                     pass
                 # Nothing counts any more: the last read is the final one.
@@ -326,9 +454,7 @@ class Session:
                     running.close()
                 self.running = {}
                 for lp in self.loaded:
-                    for ring in lp.rings:
-                        ring.close()
-                    lp.obj.close()
+                    lp.close()
                 self.loaded = []
                 for fd in self.shared_maps.values():
                     os.close(fd)

@@ -81,8 +81,18 @@ def _answer(what: str, ret: int) -> bool:
     return ret == 1
 
 
+# Program types the kernel loads only for CAP_NET_ADMIN (or CAP_SYS_ADMIN): without it a
+# probe would read as "not supported".
+NET_ADMIN_PROG_TYPES = frozenset({"cgroup_skb", "sock_ops", "sk_msg"})
+
+
 def prog_type_supported(name: str) -> bool:
     prog_type = _lookup(PROG_TYPES, "program type", name, "bpf_prog_type_")
+    if name.lower().removeprefix("bpf_prog_type_") in NET_ADMIN_PROG_TYPES:
+        from gotel.privileges import CAP_NET_ADMIN, CAP_SYS_ADMIN, has, lacking
+
+        if not has(CAP_SYS_ADMIN) and (refused := lacking(CAP_NET_ADMIN, f"program type {name}")):
+            raise refused
     return _answer(f"program type {name}", libbpf.lib().libbpf_probe_bpf_prog_type(prog_type, None))
 
 

@@ -148,7 +148,10 @@ _PROTOTYPES: tuple[tuple[str, Any, tuple[Any, ...]], ...] = (
     ("bpf_link__fd", ctypes.c_int, (ctypes.c_void_p,)),
     ("bpf_link__destroy", ctypes.c_int, (ctypes.c_void_p,)),
     ("bpf_program__fd", ctypes.c_int, (ctypes.c_void_p,)),
+    ("bpf_program__set_expected_attach_type", ctypes.c_int, (ctypes.c_void_p, ctypes.c_int)),
     ("bpf_program__attach_cgroup", ctypes.c_void_p, (ctypes.c_void_p, ctypes.c_int)),
+    # attach as the program's section says (tp_btf/..., raw_tp/...)
+    ("bpf_program__attach", ctypes.c_void_p, (ctypes.c_void_p,)),
     # attachments without a bpf_link (sk_msg on a sockmap before Linux 6.10)
     ("bpf_prog_attach", ctypes.c_int, (ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_uint)),
     ("bpf_prog_detach2", ctypes.c_int, (ctypes.c_int, ctypes.c_int, ctypes.c_int)),

@@ -10,10 +10,10 @@ import ctypes
 import errno
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from gotel.ebpf import attachments, libbpf
+from gotel.ebpf import attachments, libbpf, uprobe_multi
 from gotel.ebpf.attachments import MapAttachment
 from gotel.ebpf.btf import (
     KIND_DATASEC,
@@ -26,6 +26,7 @@ from gotel.ebpf.btf import (
     UnknownNameError,
 )
 from gotel.ebpf.ringbuf import RingBuffer
+from gotel.ebpf.uprobe_multi import FdLink
 from gotel.errors import AttachError, BpfLoadError, GotelError, MissingPrivilegeError
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class BpfObject:
         self.path = os.fspath(path)
         self._obj: int | None = None
         self._loaded = False
-        self._links: list[Link] = []
+        self._links: list[Link | FdLink] = []
         self._rings: list[RingBuffer] = []
         self._map_attachments: list[MapAttachment] = []
         self._layouts: dict[str, StructLayout] = {}
@@ -206,6 +207,64 @@ class BpfObject:
         if not ptr:
             hint = f" ({_PRIVILEGE_HINT})" if err in (errno.EPERM, errno.EACCES) else ""
             raise AttachError(f"{where}: {libbpf.strerror(err)}{hint}")
+        libbpf.replay_warnings(messages)
+        link = Link(ptr, where)
+        self._links = [kept for kept in self._links if kept.active]
+        self._links.append(link)
+        log.debug("attached %s", where)
+        return link
+
+    def use_uprobe_multi(self, program: str) -> None:
+        """Before load: `program` will attach through uprobe_multi links (one link for many
+        offsets; see uprobe_multi.py) instead of single uprobes."""
+        if self._loaded:
+            raise GotelError(f"bpf object {self.name}: attach types must be set before load()")
+        prog = libbpf.lib().bpf_object__find_program_by_name(
+            self._require_open(), program.encode()
+        )
+        if not prog:
+            raise UnknownNameError(f"bpf object {self.name}: no program {program!r}")
+        err = libbpf.lib().bpf_program__set_expected_attach_type(
+            prog, uprobe_multi.BPF_TRACE_UPROBE_MULTI
+        )
+        if err < 0:
+            raise GotelError(f"program {program}: cannot use uprobe_multi: {libbpf.strerror(err)}")
+
+    def attach_uprobe_multi(
+        self, program: str, binary: str | os.PathLike[str], offsets: list[int], pid: int = -1
+    ) -> FdLink:
+        """Attach `program` (see use_uprobe_multi) at several file offsets of `binary` as one
+        link; pid -1 probes every process mapping the binary, a pid only that process."""
+        self._require_loaded()
+        path = os.path.abspath(os.fspath(binary))
+        where = f"uprobe_multi {program} at {path} ({len(offsets)} offsets) pid {pid}"
+        prog_fd = libbpf.lib().bpf_program__fd(self._program(program))
+        try:
+            fd = uprobe_multi.create(prog_fd, path, offsets, pid)
+        except FileNotFoundError as exc:
+            raise AttachError(f"{where}: no such file") from exc
+        except AttachError as exc:
+            hint = f" ({_PRIVILEGE_HINT})" if "not permitted" in str(exc) else ""
+            raise AttachError(f"{exc}{hint}") from exc
+        link = FdLink(fd, where)
+        self._links = [kept for kept in self._links if kept.active]
+        self._links.append(link)
+        log.debug("attached %s", where)
+        return link
+
+    def attach_by_section(self, program: str) -> Link:
+        """Attach a program where its SEC() name says: a tracepoint (`tp_btf/NAME`,
+        `raw_tp/NAME`), which needs no kprobes and no tracefs."""
+        prog = self._program(program)
+        where = f"{program} ({self.name})"
+        with libbpf.capture_messages() as messages:
+            ptr, err = libbpf.check_ptr(libbpf.lib().bpf_program__attach(prog))
+        if not ptr:
+            hint = f" ({_PRIVILEGE_HINT})" if err in (errno.EPERM, errno.EACCES) else ""
+            detail = _last_warning(messages)
+            raise AttachError(
+                f"{where}: {libbpf.strerror(err)}" + (f" ({detail})" if detail else "") + hint
+            )
         libbpf.replay_warnings(messages)
         link = Link(ptr, where)
         self._links = [kept for kept in self._links if kept.active]
@@ -553,7 +612,7 @@ def _verifier_tail(messages: list[tuple[int, str]]) -> str:
     return header + "".join(f"\n  {line}" for line in lines[-VERIFIER_TAIL_LINES:])
 
 
-def destroy_links(links: list[Link]) -> None:
+def destroy_links(links: Sequence[Link | FdLink]) -> None:
     """Destroy links concurrently: each uprobe unregistration waits for an RCU grace
     period (~150 ms here), and ctypes releases the GIL while it does."""
     if len(links) <= 1:
@@ -561,4 +620,4 @@ def destroy_links(links: list[Link]) -> None:
             link.destroy()
         return
     with ThreadPoolExecutor(max_workers=min(32, len(links))) as pool:
-        list(pool.map(Link.destroy, links))
+        list(pool.map(lambda link: link.destroy(), links))

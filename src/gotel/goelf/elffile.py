@@ -77,6 +77,12 @@ class ElfImage:
             self._file = open(self.path, "rb")  # owned by this object: see close()
         except FileNotFoundError:
             raise TargetError(f"{self.path}: no such file; check the path") from None
+        except PermissionError as e:
+            from gotel.privileges import CAP_DAC_READ_SEARCH, lacking
+
+            raise lacking(CAP_DAC_READ_SEARCH, f"{self.path}: cannot read") or NotAnElfError(
+                f"{self.path}: cannot read ({e.strerror}); check permissions"
+            ) from None
         except OSError as e:
             raise NotAnElfError(
                 f"{self.path}: cannot read ({e.strerror}); check permissions"

@@ -58,43 +58,23 @@ def process_from_pid(pid: int) -> Process:
     return Process(pid, exe, target)
 
 
-def pids_running(executable: Path | str) -> list[int]:
-    """PIDs running `executable`.
-
-    A file visible here is matched by device and inode, whatever mount namespace
-    the process sees it in; a path that does not exist here (a sidecar naming
-    the binary inside the application's container) by the path the process sees.
-    """
-    path = Path(executable)
+def exe_link(pid: int) -> str | None:
+    """The executable's path as the process sees it; None when unreadable or gone."""
     try:
-        want = path.stat()
-    except FileNotFoundError:
-        return _pids_by_exe_link(str(executable))
-    found = []
-    for pid in _all_pids():
-        try:
-            st = os.stat(f"/proc/{pid}/exe")
-        except OSError:
-            continue
-        if (st.st_dev, st.st_ino) == (want.st_dev, want.st_ino):
-            found.append(pid)
-    return found
+        return os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)")
+    except OSError:
+        return None
 
 
-def _pids_by_exe_link(path: str) -> list[int]:
-    found = []
-    for pid in _all_pids():
-        try:
-            link = os.readlink(f"/proc/{pid}/exe")
-        except OSError:
-            continue
-        if link.removesuffix(" (deleted)") == path:
-            found.append(pid)
-    return found
-
-
-def _all_pids() -> list[int]:
+def all_pids() -> list[int]:
     return sorted(int(e.name) for e in os.scandir("/proc") if e.name.isdigit())
+
+
+def binary_identity(path: str | os.PathLike[str]) -> tuple[int, int, int, int]:
+    """What tells one executable file from another (device, inode, size, change time):
+    the same identity means the same analysis and the same probes."""
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def resolve_executable(command: str) -> Path:

@@ -262,3 +262,44 @@ def test_raw_map_access_and_percpu_sum(obj: BpfObject) -> None:
     with pytest.raises(UnknownNameError, match=r"no map 'nope' \(known: .*events"):
         obj.map_fd("nope")
     assert obj.map_fd("events") >= 0
+
+
+def test_uprobe_multi_link_filters_by_pid_and_detaches_in_one_step(
+    obj: BpfObject, loop: LoopProcess, other_loop: LoopProcess
+) -> None:
+    from gotel.ebpf import uprobe_multi
+
+    assert uprobe_multi.supported(), "this kernel (>= 6.6) has uprobe_multi links"
+    obj.set_max_entries("events", 1 << 16)
+    obj.use_uprobe_multi("on_call")
+    obj.load()
+    ring = obj.ring_buffer("events")
+    decode = obj.struct_layout("event").decoder()
+    before = bpf_fds()
+    original = loop.code_byte()
+    link = obj.attach_uprobe_multi("on_call", loop.target.path, [loop.target.offset], loop.pid)
+    assert loop.code_byte() == INT3
+    assert other_loop.code_byte() == original
+    other_loop.call(50, 5000)  # same binary, other process: filtered out
+    loop.call(100, 1000)
+    events = [decode(r) for r in ring.drain()]
+    assert [e["arg"] for e in events] == list(range(1000, 1100))
+    assert {e["pid"] for e in events} == {loop.pid}
+    assert len(set(bpf_fds()) - set(before)) == 1  # one link fd for all its offsets
+    link.destroy()
+    link.destroy()  # idempotent
+    assert loop.code_byte() == original
+    assert bpf_fds() == before
+    loop.call(10, 0)
+    assert ring.drain() == []
+
+
+def test_uprobe_multi_on_a_missing_file_names_it(obj: BpfObject, tmp_path: Path) -> None:
+    obj.use_uprobe_multi("on_call")
+    obj.load()
+    missing = tmp_path / "gone"
+    with pytest.raises(AttachError) as err:
+        obj.attach_uprobe_multi("on_call", missing, [0x1234, 0x1240])
+    assert str(err.value) == (
+        f"uprobe_multi on_call at {missing} (2 offsets) pid -1: no such file"
+    )

@@ -1,0 +1,3 @@
+module example.com/shortclient
+
+go 1.21
