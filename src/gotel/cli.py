@@ -167,7 +167,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_inspect(args.binary, args.pid, sys.stdout)
     if args.command == "demo" and args.scenario == "emojivoto":
-        from gotel.demo_emojivoto import run_emojivoto
+        from gotel.demos.emojivoto import run_emojivoto
 
         flags = {"--exporter": args.exporter, "--output": args.output,
                  "--metrics-output": args.metrics_output}

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from conftest import GOTEL
-from gotel.demo_emojivoto import (
+from gotel.demos.emojivoto.traces import (
     EMOJI_SERVICE,
     VOTING_SERVICE,
     TraceSpan,
@@ -192,7 +192,7 @@ def test_parent_links_across_processes_are_real(run: Run) -> None:
 
 def test_summary_shows_a_vote_trace(run: Run) -> None:
     out = run.stdout
-    assert re.search(r"backend: Jaeger v2|backend: gotel's test OTLP receiver", out)
+    assert re.search(r"backend: Jaeger v2|backend: gotel's OTLP receiver", out)
     assert re.search(r"traces found: [1-9]\d* with service=web", out)
     for service in ("emoji", "voting", "web", "vote-bot"):
         assert re.search(rf"^  {re.escape(service)} +[1-9]\d* +\(", out, re.M), service

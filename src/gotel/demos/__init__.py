@@ -1,0 +1,1 @@
+"""Demos that ship with gotel: everything each one runs is in its package."""
