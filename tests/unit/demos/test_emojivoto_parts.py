@@ -74,6 +74,21 @@ def test_jaeger_is_the_approved_release_cached_under_its_version(tmp_path: Path)
     assert not (build.jaeger_home(tmp_path) / "jaeger").exists()
 
 
+def test_a_second_build_says_it_waits_for_the_first(tmp_path: Path) -> None:
+    waits: list[str] = []
+    with build._file_lock(tmp_path / ".lock", lambda: waits.append("first")):
+        second = threading.Thread(
+            target=lambda: build._file_lock(
+                tmp_path / ".lock", lambda: waits.append("second")
+            ).__enter__()
+        )
+        second.start()
+        second.join(0.5)
+        assert second.is_alive() and waits == ["second"]
+    second.join(10)
+    assert not second.is_alive()
+
+
 def test_the_services_sources_ship_inside_the_package() -> None:
     source = build.SERVICES_SOURCE
     assert source.is_relative_to(Path(build.__file__).parent)

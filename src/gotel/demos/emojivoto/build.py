@@ -105,10 +105,14 @@ def build_services(out_dir: Path, say: Say | None = None) -> dict[str, Path]:
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def _file_lock(path: Path, on_wait: Callable[[], None]) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            on_wait()
+            fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -126,7 +130,8 @@ def build_jaeger(home: Path, say: Say | None = None) -> Path:
     if binary.exists():
         return binary
     note = say or (lambda _text: None)
-    with _file_lock(home / ".lock"):  # a second demo waits for the first one's build
+    waiting = f"emojivoto: another gotel demo is building Jaeger into {home}; waiting for it"
+    with _file_lock(home / ".lock", lambda: note(waiting)):  # one build, however many demos
         if binary.exists():
             return binary
         started = time.monotonic()
