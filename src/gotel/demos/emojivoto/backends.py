@@ -10,13 +10,13 @@ import time
 import urllib.parse
 from pathlib import Path
 
-from gotel.demos.emojivoto import receiver
 from gotel.demos.emojivoto.build import JAEGER_LABEL
 from gotel.demos.emojivoto.processes import Processes, free_port, get_json
 from gotel.demos.emojivoto.traces import TraceSpan, spans_from_jaeger
 from gotel.errors import GotelError
 
 START_TIMEOUT_S = 60.0
+RECEIVER_MODULE = "gotel.demos.emojivoto.receiver"  # run with -m, not imported here
 
 
 class Backend:
@@ -132,7 +132,7 @@ class ReceiverBackend(Backend):
     def start(self, procs: Processes, run_dir: Path) -> None:
         self.file = run_dir / "received.jsonl"
         self.file.touch()
-        argv = [sys.executable, "-m", receiver.__name__, "--out", str(self.file)]
+        argv = [sys.executable, "-m", RECEIVER_MODULE, "--out", str(self.file)]
         proc = procs.start("otlp-receiver", argv)
         self.pid = proc.pid
         ready = procs.wait_for_line("otlp-receiver", proc, r"^ready http=(\d+)", START_TIMEOUT_S)
