@@ -209,9 +209,27 @@ def test_tls_spans_adopt_incoming_traceparent_and_say_why_none_goes_out(
         assert len(adopted) == 1 and adopted[0]["parent_span_id"] == EXTERNAL_PARENT
         assert adopted[0]["attributes"]["network.protocol.version"] == "2"
 
+        # 4. An HTTP/1.1 client over TLS (C -> B): its spans, nothing inserted either.
+        c = GoServer(h2app, "-serve", "http1", "-call", "http1", "-downstream", https)
+        servers.append(c)
+        gotel.wait_for(rf"pid {c.pid} .*attached 2/2")
+        body = fetch(c.url + "/chain?hop=h1")
+        assert body.strip() == "traceparent= proto=HTTP/1.1"
+        spans = receiver.spans(wait_for=10, timeout=20)
+        c_cli = only(spans, c.pid, "CLIENT")
+        assert c_cli["attributes"]["network.protocol.version"] == "1.1"
+        assert c_cli["attributes"]["url.full"] == f"{https}/chain?hop=h1"
+        h1 = [s for s in by_kind(spans, b.pid, "SERVER")
+              if s["attributes"]["network.protocol.version"] == "1.1"
+              and s["attributes"]["url.path"] == "/chain"]
+        assert len(h1) == 1 and h1[0]["attributes"]["url.scheme"] == "https"
+        assert h1[0]["trace_id"] != c_cli["trace_id"]
+
         assert gotel.stop() == 0, gotel.log
         counts = insertion_counts(gotel, a.pid)
-    print("tls insertion counts (A):", counts)
+        c_counts = insertion_counts(gotel, c.pid)
+    print("tls insertion counts (A, C):", counts, c_counts)
+    assert c_counts.get("tls") == 1 and not c_counts.get("injected"), c_counts
     # Every message A sent on its TLS connection was left alone and counted as tls.
     assert counts.get("tls") == 2, counts  # the two h2 requests A made to B
     assert not counts.get("injected") and not counts.get("h2_injected"), counts
