@@ -51,11 +51,18 @@ class FakeGcs:
             [str(binary), "-scheme", "http", "-host", "127.0.0.1", "-port", str(self.port),
              "-backend", "memory"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 30
+        try:
+            self._wait_started(time.monotonic() + 30)
+        except BaseException:
+            self.proc.kill()  # never left running by a failed start
+            self.proc.wait()
+            raise
+
+    def _wait_started(self, deadline: float) -> None:
         while True:
             try:
                 if call("GET", self.url + "/_internal/healthcheck") == 200:
-                    break
+                    return
             except urllib.error.URLError:  # not listening yet
                 pass
             assert self.proc.poll() is None and time.monotonic() < deadline, "did not start"
