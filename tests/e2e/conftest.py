@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -42,6 +42,28 @@ def read_jsonl(path: Path, want: int, timeout: float = 15) -> list[dict]:
                 break
         time.sleep(0.1)
     return spans
+
+
+# ns: clock conversion between the kernel's clock and the wall clock, in span time checks
+SLACK = 2_000_000
+
+
+def spans_until(path: Path, done: Callable[[list[dict]], bool], timeout: float = 20) -> list[dict]:
+    """The spans a jsonl exporter wrote, once done(spans) holds (or on timeout)."""
+    deadline = time.monotonic() + timeout
+    spans: list[dict] = []
+    while time.monotonic() < deadline:
+        spans = read_jsonl(path, 0, timeout=0)
+        if done(spans):
+            break
+        time.sleep(0.1)
+    return spans
+
+
+def inside(inner: dict, outer: dict) -> bool:
+    """inner's time lies within outer's (up to SLACK)."""
+    return (outer["start_time_unix_nano"] <= inner["start_time_unix_nano"] + SLACK
+            and inner["end_time_unix_nano"] <= outer["end_time_unix_nano"] + SLACK)
 
 
 class GoServer:

@@ -15,13 +15,13 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from conftest import GOTEL, GoServer, Gotel, get, read_jsonl
+from conftest import GOTEL, SLACK, GoServer, Gotel, get, inside, read_jsonl, spans_until
 from gotel.goelf import open_binary
 from gotel.instrumentation.goredis import probe
 from gotel.offsets import database
@@ -40,7 +40,6 @@ DB_INDEX = 3
 PARALLEL = 16  # goroutines of /parallel
 # Must appear in no exported span: the query text carries placeholders, never values.
 SECRET = "gotel-secret-5d41402abc4b2a76"
-SLACK = 2_000_000  # ns: clock conversion between the kernel's and the wall clock
 
 
 # --- the app and the server -------------------------------------------------------------------
@@ -94,17 +93,6 @@ def post(url: str, body: str) -> str:
 
 
 # --- spans ----------------------------------------------------------------------------------
-def spans_until(path: Path, done: Callable[[list[dict]], bool], timeout: float = 20) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    spans: list[dict] = []
-    while time.monotonic() < deadline:
-        spans = read_jsonl(path, 0, timeout=0)
-        if done(spans):
-            break
-        time.sleep(0.1)
-    return spans
-
-
 def request_trace(spans: list[dict], path: str, query: str) -> tuple[dict, list[dict]]:
     """The SERVER span of the one request to path?query, and the rest of its trace by start."""
     [server] = [s for s in spans if s["kind"] == "SERVER"
@@ -112,11 +100,6 @@ def request_trace(spans: list[dict], path: str, query: str) -> tuple[dict, list[
                 and s["attributes"].get("url.query") == query]
     rest = [s for s in spans if s["trace_id"] == server["trace_id"] and s is not server]
     return server, sorted(rest, key=lambda s: s["start_time_unix_nano"])
-
-
-def inside(inner: dict, outer: dict) -> bool:
-    return (outer["start_time_unix_nano"] <= inner["start_time_unix_nano"] + SLACK
-            and inner["end_time_unix_nano"] <= outer["end_time_unix_nano"] + SLACK)
 
 
 def check_client(span: dict, server: dict, redis_port: int) -> None:

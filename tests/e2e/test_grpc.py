@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GoServer, Gotel
+from conftest import SLACK, GoServer, Gotel, inside
 from gotel.goelf import open_binary
 from gotel.instrumentation.grpc import probe
 from gotel.planning import plan_probes
@@ -31,7 +31,6 @@ APP = APPS / "grpcgreeter"
 OLDER = ("v1.59.0", "v1.68.2", "v1.76.0")
 EXTERNAL_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 EXTERNAL_PARENT = "00f067aa0ba902b7"
-SLACK = 2_000_000  # ns: clock conversion between the kernel's and the wall clock
 GAP = 0.05  # s between calls
 
 
@@ -94,11 +93,6 @@ def one(spans: list[dict], pid: int, kind: str) -> dict:
     found = [s for s in spans if s["resource"]["process.pid"] == pid and s["kind"] == kind]
     assert len(found) == 1, [(s["name"], s["kind"], s["resource"]["process.pid"]) for s in spans]
     return found[0]
-
-
-def inside(inner: dict, outer: dict) -> bool:
-    return (outer["start_time_unix_nano"] <= inner["start_time_unix_nano"] + SLACK
-            and inner["end_time_unix_nano"] <= outer["end_time_unix_nano"] + SLACK)
 
 
 def check_rpc_attributes(span: dict, service: str, method: str, code: int, port: int) -> None:

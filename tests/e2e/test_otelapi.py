@@ -15,12 +15,11 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from conftest import GOTEL, GoServer, Gotel, get, read_jsonl
+from conftest import GOTEL, GoServer, Gotel, get, inside, read_jsonl, spans_until
 from gotel.goelf import open_binary
 from gotel.instrumentation.otelapi import probe
 from gotel.offsets import database
@@ -36,7 +35,6 @@ OLDER = ("v1.43.0", "v1.38.0")
 SIBLINGS = ("go.opentelemetry.io/otel/trace", "go.opentelemetry.io/otel/sdk",
             "go.opentelemetry.io/otel/metric",
             "go.opentelemetry.io/otel/exporters/stdout/stdouttrace")
-SLACK = 2_000_000  # ns: clock conversion between the kernel's and the wall clock
 WORK_ATTRIBUTES = {
     "app.tier": "gold", "app.items": 3, "app.cached": True, "app.ratio": 0.25,
     "app.tags": ["a", "bc"], "app.sizes": [1, 2, 3],  # WithAttributes at Start
@@ -49,22 +47,6 @@ def build_otelapp(version: str = PINNED, *, stripped: bool = False, pie: bool = 
         return build_app("otelapp", stripped=stripped, pie=pie)
     assert not pie
     return build_app_against("otelapp", MODULE, version, stripped=stripped, siblings=SIBLINGS)
-
-
-def spans_until(path: Path, done: Callable[[list[dict]], bool], timeout: float = 20) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    spans: list[dict] = []
-    while time.monotonic() < deadline:
-        spans = read_jsonl(path, 0, timeout=0)
-        if done(spans):
-            break
-        time.sleep(0.1)
-    return spans
-
-
-def inside(inner: dict, outer: dict) -> bool:
-    return (outer["start_time_unix_nano"] <= inner["start_time_unix_nano"] + SLACK
-            and inner["end_time_unix_nano"] <= outer["end_time_unix_nano"] + SLACK)
 
 
 class Trace:
