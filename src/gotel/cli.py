@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
 import re
@@ -16,8 +17,11 @@ from gotel import __version__
 from gotel.config import ENV_TRACES_EXPORTER, EXPORTERS, Config, make_config
 from gotel.errors import EXIT_BAD_INPUT, EXIT_OK, GotelError
 from gotel.offsets.command import add_arguments as add_offsets_arguments
+from gotel.trace import env as env_names
 
 log = logging.getLogger("gotel")
+SHUTDOWN_TIMEOUT_S = 20.0  # after the first signal: then gotel exits without finishing
+EXIT_SHUTDOWN_OVERDUE = 1
 
 
 COMMANDS = ("run", "attach", "inspect", "doctor", "offsets", "demo")
@@ -197,15 +201,53 @@ def _require_privileges() -> None:
 
 
 def _stop_on_signals() -> threading.Event:
+    """The first SIGINT/SIGTERM starts a clean detach, bounded by $GOTEL_SHUTDOWN_TIMEOUT;
+    a second one exits at once. Exiting early harms no target: the kernel removes the
+    uprobes and socket programs with gotel's file descriptors; only queued spans are lost."""
     stop = threading.Event()
 
     def handler(signum: int, _frame: object) -> None:
-        log.info("%s: detaching", signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            log.warning("%s again: exiting now, before the detach finished", name)
+            _exit_now()
+        log.info("%s: detaching", name)
         stop.set()
+        deadline = _shutdown_timeout()
+        timer = threading.Timer(deadline, _shutdown_overdue, (deadline,))
+        timer.daemon = True
+        timer.start()
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
     return stop
+
+
+def _shutdown_timeout() -> float:
+    raw = os.environ.get(env_names.GOTEL_SHUTDOWN_TIMEOUT, "")
+    try:
+        value = float(raw) if raw else SHUTDOWN_TIMEOUT_S
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        log.warning("%s=%r is not a number of seconds > 0; using %g",
+                    env_names.GOTEL_SHUTDOWN_TIMEOUT, raw, SHUTDOWN_TIMEOUT_S)
+        value = SHUTDOWN_TIMEOUT_S
+    return value
+
+
+def _shutdown_overdue(deadline: float) -> None:
+    # Where it is stuck, for the bug report, then out: an operator's stop must stop it.
+    log.warning("detach not finished after %g s; exiting now (threads' stacks follow)",
+                deadline)
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    _exit_now()
+
+
+def _exit_now() -> None:
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(EXIT_SHUTDOWN_OVERDUE)
 
 
 def _port(text: str) -> int:

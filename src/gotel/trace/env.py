@@ -61,3 +61,6 @@ GOTEL_DB_QUERY_VALUES = "GOTEL_DB_QUERY_VALUES"
 
 # gotel's own: the offsets database to read and update instead of the bundled one.
 GOTEL_OFFSETS_DB = "GOTEL_OFFSETS_DB"
+
+# gotel's own: seconds a signalled gotel may take to detach before it exits regardless.
+GOTEL_SHUTDOWN_TIMEOUT = "GOTEL_SHUTDOWN_TIMEOUT"
