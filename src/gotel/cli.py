@@ -20,7 +20,7 @@ from gotel.offsets.command import add_arguments as add_offsets_arguments
 from gotel.trace import env as env_names
 
 log = logging.getLogger("gotel")
-SHUTDOWN_TIMEOUT_S = 20.0  # after the first signal: then gotel exits without finishing
+SHUTDOWN_TIMEOUT_S = 30.0  # after the first signal (export flushes take up to ~15 s): then out
 EXIT_SHUTDOWN_OVERDUE = 1
 
 

@@ -57,4 +57,4 @@ def test_a_bad_timeout_is_said_and_the_default_kept():
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=10)
-    assert "GOTEL_SHUTDOWN_TIMEOUT='soon' is not a number of seconds > 0; using 20" in err
+    assert "GOTEL_SHUTDOWN_TIMEOUT='soon' is not a number of seconds > 0; using 30" in err
