@@ -45,28 +45,13 @@ struct sql_db {
 	char dsn[SQL_DSN_SIZE];
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct sql_call);
-} sql_calls SEC(".maps");
+GOTEL_LRU_HASH(sql_calls, __u64, struct sql_call, 16384);
 
 /* Goroutine inside sql.Open -> its arguments, until the RET gives the *DB. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u64);
-	__type(value, struct sql_db);
-} sql_opening SEC(".maps");
+GOTEL_LRU_HASH(sql_opening, __u64, struct sql_db, 1024);
 
 /* *DB -> its Open arguments. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u64);
-	__type(value, struct sql_db);
-} sql_dbs SEC(".maps");
+GOTEL_LRU_HASH(sql_dbs, __u64, struct sql_db, 4096);
 
 /* *Stmt -> its DB and query, from prepareDC's RET (no struct offset needed). */
 struct sql_stmt {
@@ -76,20 +61,10 @@ struct sql_stmt {
 	char query[SQL_QUERY_SIZE];
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u64);
-	__type(value, struct sql_stmt);
-} sql_stmts SEC(".maps");
+GOTEL_LRU_HASH(sql_stmts, __u64, struct sql_stmt, 4096);
 
 /* *Tx -> its *DB, from BeginTx's RET (no struct offset needed). */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, __u64);
-} sql_txs SEC(".maps");
+GOTEL_LRU_HASH(sql_txs, __u64, __u64, 16384);
 
 /* Too big for the BPF stack: built here, then copied into the maps. */
 struct {
@@ -177,6 +152,7 @@ static __always_inline int call_start(struct pt_regs *ctx, enum sql_operation op
 }
 
 #include "client_metrics.h"
+#include "include/maps.h"
 
 static __always_inline int call_end(struct pt_regs *ctx, __u64 error_itab)
 {

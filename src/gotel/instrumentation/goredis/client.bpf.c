@@ -57,12 +57,7 @@ struct redis_call {
 	__u32 _pad;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, struct call_key);
-	__type(value, struct redis_call);
-} redis_calls SEC(".maps");
+GOTEL_LRU_HASH(redis_calls, struct call_key, struct redis_call, 16384);
 
 GOTEL_EVENT_TYPE(redis_event);
 
@@ -149,6 +144,7 @@ static __always_inline void read_batch(struct redis_event *e, __u64 cmds, __s64 
 }
 
 #include "client_metrics.h"
+#include "include/maps.h"
 
 static __always_inline void end_call(struct pt_regs *ctx)
 {

@@ -56,27 +56,12 @@ struct client_call {
 	char method[GRPC_METHOD_SIZE];
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct client_call);
-} client_calls SEC(".maps");
+GOTEL_LRU_HASH(client_calls, __u64, struct client_call, 16384);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct client_call);
-} client_streams SEC(".maps");
+GOTEL_LRU_HASH(client_streams, __u64, struct client_call, 16384);
 
 /* The header fields' array -> the span whose HEADERS they will become. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct outgoing_request);
-} client_headers SEC(".maps");
+GOTEL_LRU_HASH(client_headers, __u64, struct outgoing_request, 16384);
 
 GOTEL_EVENT_TYPE(grpc_client_event);
 
@@ -176,6 +161,7 @@ static __always_inline void read_outcome(struct grpc_client_event *e, __u64 itab
 }
 
 #include "client_metrics.h"
+#include "include/maps.h"
 
 static __always_inline void emit_call(struct client_call *call, __u64 itab, __u64 err,
 				      int eof_is_ok)

@@ -104,19 +104,9 @@ struct server_rpc {
 	__u32 _pad;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, struct stream_key);
-	__type(value, struct incoming_stream);
-} incoming_streams SEC(".maps");
+GOTEL_LRU_HASH(incoming_streams, struct stream_key, struct incoming_stream, 16384);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct server_rpc);
-} server_rpcs SEC(".maps");
+GOTEL_LRU_HASH(server_rpcs, __u64, struct server_rpc, 16384);
 
 /* Room to assemble an incoming_stream off the 512-byte stack, which the header buffers use. */
 struct {
@@ -415,6 +405,7 @@ static __always_inline void fill_server_event(struct grpc_server_event *e, struc
 }
 
 #include "server_metrics.h"
+#include "include/maps.h"
 
 SEC("uprobe")
 int handle_stream_return(struct pt_regs *ctx)

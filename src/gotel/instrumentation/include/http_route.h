@@ -10,6 +10,7 @@
 
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
+#include "maps.h"
 
 #define HTTP_ROUTE_MAX 256
 
@@ -19,9 +20,4 @@ struct http_route {
 	char route[HTTP_ROUTE_MAX];
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64); /* goid */
-	__type(value, struct http_route);
-} shared_http_routes SEC(".maps");
+GOTEL_LRU_HASH(shared_http_routes, __u64 /* goid */, struct http_route, 16384);

@@ -16,6 +16,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "span_context.h"
+#include "maps.h"
 
 #define MESSAGE_IDENTITY_BYTES 256
 
@@ -23,12 +24,7 @@ struct message_identity {
 	__u64 words[MESSAGE_IDENTITY_BYTES / 8];
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64); /* message identity */
-	__type(value, struct span_context);
-} node_message_contexts SEC(".maps");
+GOTEL_LRU_HASH(node_message_contexts, __u64 /* message identity */, struct span_context, 65536);
 
 /* Per-CPU scratch: an identity's bytes outgrow the BPF stack. */
 struct {

@@ -24,6 +24,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "span_context.h"
+#include "maps.h"
 
 struct outgoing_request {
 	struct span_context sc;
@@ -32,12 +33,7 @@ struct outgoing_request {
 	__u32 _pad;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64); /* goroutine (g pointer) */
-	__type(value, struct outgoing_request);
-} shared_outgoing SEC(".maps");
+GOTEL_LRU_HASH(shared_outgoing, __u64 /* goroutine (g pointer) */, struct outgoing_request, 16384);
 
 struct outgoing_stream_key {
 	__u64 g;	 /* the goroutine that will write the stream's HEADERS frame */
@@ -55,9 +51,4 @@ struct outgoing_stream {
 	__u32 _pad;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, struct outgoing_stream_key);
-	__type(value, struct outgoing_stream);
-} shared_outgoing_streams SEC(".maps");
+GOTEL_LRU_HASH(shared_outgoing_streams, struct outgoing_stream_key, struct outgoing_stream, 16384);

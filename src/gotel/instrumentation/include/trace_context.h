@@ -14,6 +14,7 @@
 #include "go_types.h"
 #include "goroutine.h"
 #include "span_context.h"
+#include "maps.h"
 
 #define CONTEXT_WALK_DEPTH 8
 #define LINEAGE_WALK_DEPTH 4
@@ -36,28 +37,13 @@ volatile const __u64 sampler_threshold = 0;
 volatile const __u64 off_context_parent = GOTEL_OFFSET_ABSENT;
 
 /* The active span of each goroutine that is serving a request. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 32768);
-	__type(key, __u64); /* goid */
-	__type(value, struct span_context);
-} shared_goroutine_spans SEC(".maps");
+GOTEL_LRU_HASH(shared_goroutine_spans, __u64 /* goid */, struct span_context, 32768);
 
 /* Spans by the context.Context data pointer that carries them. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 32768);
-	__type(key, __u64); /* context data word */
-	__type(value, struct span_context);
-} shared_context_spans SEC(".maps");
+GOTEL_LRU_HASH(shared_context_spans, __u64 /* context data word */, struct span_context, 32768);
 
 /* goid -> parent goid, for goroutines started below the first level. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64);
-	__type(value, __u64);
-} shared_goroutine_parents SEC(".maps");
+GOTEL_LRU_HASH(shared_goroutine_parents, __u64, __u64, 65536);
 
 static __always_inline int sample_root(const __u8 *trace_id)
 {

@@ -6,6 +6,7 @@
 #include "include/goroutine.h"
 #include "include/span_context.h"
 #include "events.h"
+#include "include/maps.h"
 
 /*
  * g.stack.hi: runtime.g starts with stack{lo, hi} on every Go release, an offset the
@@ -30,12 +31,7 @@ struct kafka_call {
 	__u32 _pad;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, struct call_key);
-	__type(value, struct kafka_call);
-} kafka_calls SEC(".maps");
+GOTEL_LRU_HASH(kafka_calls, struct call_key, struct kafka_call, 16384);
 
 static __always_inline int call_key(struct pt_regs *ctx, struct call_key *key)
 {

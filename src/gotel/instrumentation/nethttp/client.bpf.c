@@ -49,20 +49,10 @@ struct client_request {
 	__u8 parent_span_id[SPAN_ID_SIZE];
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct client_request);
-} client_requests SEC(".maps");
+GOTEL_LRU_HASH(client_requests, __u64, struct client_request, 16384);
 
 /* *http.Request -> its client span, for the write goroutine. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct span_context);
-} client_spans_by_request SEC(".maps");
+GOTEL_LRU_HASH(client_spans_by_request, __u64, struct span_context, 16384);
 
 GOTEL_EVENT_TYPE(http_client_event);
 
@@ -96,6 +86,7 @@ int round_trip_entry(struct pt_regs *ctx)
 }
 
 #include "client_metrics.h"
+#include "include/maps.h"
 
 SEC("uprobe")
 int round_trip_return(struct pt_regs *ctx)

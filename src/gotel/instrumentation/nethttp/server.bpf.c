@@ -77,12 +77,7 @@ enum response_writer {
 	WRITER_XH2_STATE = 1,
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct server_request);
-} server_requests SEC(".maps");
+GOTEL_LRU_HASH(server_requests, __u64, struct server_request, 16384);
 
 GOTEL_EVENT_TYPE(http_server_event);
 _Static_assert(HTTP_ROUTE_MAX == HTTP_ROUTE_SIZE, "a router's route fills the event's route");
@@ -200,6 +195,7 @@ static __always_inline __u32 read_route(__u64 request, char *dst)
 }
 
 #include "server_metrics.h"
+#include "include/maps.h"
 
 SEC("uprobe")
 int serve_http_return(struct pt_regs *ctx)

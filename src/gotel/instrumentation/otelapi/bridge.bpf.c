@@ -23,6 +23,7 @@
 #include "include/trace_context.h"
 #include "include/events.h"
 #include "events.h"
+#include "include/maps.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -41,20 +42,10 @@ volatile const __u64 off_value_stringly = GOTEL_OFFSET_ABSENT;
 volatile const __u64 off_value_slice = GOTEL_OFFSET_ABSENT;
 
 /* newSpan in progress, by goroutine, until its RET names the span. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 512);
-	__type(key, __u64);
-	__type(value, struct otel_span_event);
-} otel_starting SEC(".maps");
+GOTEL_LRU_HASH(otel_starting, __u64, struct otel_span_event, 512);
 
 /* Open spans by their data pointer (a nonRecordingSpan on the heap). ~2.4 KiB each. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 2048);
-	__type(key, __u64);
-	__type(value, struct otel_span_event);
-} otel_spans SEC(".maps");
+GOTEL_LRU_HASH(otel_spans, __u64, struct otel_span_event, 2048);
 
 /* Too big for the BPF stack: built here, then copied into the maps. */
 struct {

@@ -1,0 +1,18 @@
+/* Map declarations gotel's objects repeat. */
+#pragma once
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+/*
+ * A hash map that evicts its least recently used entries when full: state keyed by a
+ * goroutine, request or object whose end gotel may never see (it attached mid-call, the
+ * program dropped the object) ages out instead of filling the map.
+ */
+#define GOTEL_LRU_HASH(name, key_type, value_type, entries) \
+	struct {                                            \
+		__uint(type, BPF_MAP_TYPE_LRU_HASH);        \
+		__uint(max_entries, entries);               \
+		__type(key, key_type);                      \
+		__type(value, value_type);                  \
+	} name SEC(".maps")
