@@ -163,9 +163,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_doctor(sys.stdout)
     if args.command == "offsets":
+        from gotel.instrumentation.registry import all_probes
         from gotel.offsets.command import run as run_offsets
 
-        return run_offsets(args)
+        return run_offsets(args, all_probes)
     if args.command == "inspect":
         from gotel.inspect_report import run_inspect
 

@@ -12,30 +12,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gotel.instrumentation.metric import Metric
+from gotel.offsets.fields import STD, StructField
 from gotel.trace import SpanData
+
+__all__ = ["STD", "Describe", "Event", "Hook", "Probe", "StructField", "object_path"]
 
 if TYPE_CHECKING:
     from gotel.goelf import GoBinary
 
-STD = "std"  # the standard library's "module": its version is the Go version
-
 Event = Mapping[str, Any]
 Describe = Callable[[Event], "SpanData | None"]
-
-
-@dataclass(frozen=True)
-class StructField:
-    """A struct field a probe reads; its byte offset fills the BPF constant `const`."""
-
-    struct: str  # as DWARF names it: "net/http.Request"
-    field: str  # "Method"
-    const: str  # `volatile const __u64` in the BPF object
-    module: str = STD
-    required: bool = True  # optional fields leave the constant at GOTEL_OFFSET_ABSENT
-
-    @property
-    def key(self) -> str:
-        return f"{self.struct}.{self.field}"
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
 from gotel.errors import EXIT_OK, GotelError
-from gotel.instrumentation.probe import STD
 from gotel.offsets import database
+from gotel.offsets.fields import STD, Declares
 from gotel.offsets.versions import go_release, series
 
 _DB_HELP = (f"database file (default: ${database.DB_ENV} if set, else the one bundled with "
@@ -41,16 +42,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     show.add_argument("--db", type=Path, help=_DB_HELP)
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run(args: argparse.Namespace, probes: Callable[[], Sequence[Declares]],
+        out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """`probes` gives what the probes declare (update measures exactly those fields)."""
     path = args.db or database.default_path()
     if args.offsets_command == "update":
-        from gotel.instrumentation.registry import all_probes
         from gotel.offsets.tracker import parse_request, update
 
         if args.jobs < 1:
             raise GotelError("--jobs must be at least 1")
         request = parse_request(args.go, args.module)
-        return update(request, all_probes(), path, jobs=args.jobs, force=args.force, err=err)
+        return update(request, probes(), path, jobs=args.jobs, force=args.force, err=err)
     try:
         db = database.load(path)
     except database.DatabaseError as e:

@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from gotel.instrumentation.probe import STD, Probe
+from gotel.offsets.fields import STD, Declares
 
 # Lists the declarations of the Go files named on its command line (one package):
 #   type NAME          every top-level type
@@ -94,7 +94,7 @@ def struct_ref(name: str) -> StructRef:
     return StructRef(name, package.replace("%2e", "."), typ)
 
 
-def declared_fields(probes: Iterable[Probe]) -> dict[str, dict[str, set[str]]]:
+def declared_fields(probes: Iterable[Declares]) -> dict[str, dict[str, set[str]]]:
     """module -> struct -> field names, from every probe's declarations."""
     out: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for probe in probes:
@@ -103,7 +103,7 @@ def declared_fields(probes: Iterable[Probe]) -> dict[str, dict[str, set[str]]]:
     return {m: {s: set(fs) for s, fs in structs.items()} for m, structs in out.items()}
 
 
-def std_floor(probes: Iterable[Probe]) -> str:
+def std_floor(probes: Iterable[Declares]) -> str:
     """The oldest Go release any probe with std fields applies to ("1.21" -> "1.21.0")."""
     mins = [p.min_go for p in probes if any(f.module == STD for f in p.fields)]
     low = min(mins or ["1.21"], key=lambda v: tuple(int(x) for x in v.split(".")))

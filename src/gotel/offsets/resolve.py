@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from gotel.goelf import GoBinary
-from gotel.instrumentation.probe import STD, StructField
 from gotel.offsets import database
+from gotel.offsets.fields import STD, StructField
 from gotel.offsets.versions import go_release
 
 KEEP_DWARF = "keep DWARF in the binary (build without -ldflags=-w)"

@@ -20,8 +20,8 @@ from pathlib import Path
 from gotel.errors import GotelError
 from gotel.goelf import dwarf, open_binary
 from gotel.goelf.elffile import ElfImage
-from gotel.instrumentation.probe import STD
 from gotel.offsets.database import Value
+from gotel.offsets.fields import STD
 from gotel.offsets.program import (
     LISTER_SOURCE,
     Package,

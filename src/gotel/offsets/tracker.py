@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TextIO
 
 from gotel.errors import EXIT_ENVIRONMENT, EXIT_OK, GotelError
-from gotel.instrumentation.probe import STD, Probe
 from gotel.offsets import database
+from gotel.offsets.fields import STD, Declares
 from gotel.offsets.program import declared_fields, std_floor
 from gotel.offsets.progress import Progress
 from gotel.offsets.scan import (
@@ -65,7 +65,7 @@ def parse_request(go: Sequence[str] | None, modules: Sequence[str] | None) -> Re
     return Request(go=sels if go else None, modules=tuple(mods))
 
 
-def plan_jobs(request: Request, probes: Sequence[Probe], db: database.OffsetsDatabase,
+def plan_jobs(request: Request, probes: Sequence[Declares], db: database.OffsetsDatabase,
               runner: GoRunner, workdir: Path, *, force: bool = False) -> tuple[list[Job], int]:
     """The scans to run and how many selected versions are already recorded."""
     declared = declared_fields(probes)
@@ -97,7 +97,7 @@ def plan_jobs(request: Request, probes: Sequence[Probe], db: database.OffsetsDat
     return jobs, recorded
 
 
-def _std_versions(request: Request, probes: Sequence[Probe], runner: GoRunner,
+def _std_versions(request: Request, probes: Sequence[Declares], runner: GoRunner,
                   workdir: Path) -> list[str]:
     sels = request.go or ()
     if sels and all(s.exact for s in sels):
@@ -110,7 +110,7 @@ def _std_versions(request: Request, probes: Sequence[Probe], runner: GoRunner,
     return sorted({v for s in sels for v in s.pick(releases)})
 
 
-def update(request: Request, probes: Sequence[Probe], db_path: Path, *, jobs: int = 1,
+def update(request: Request, probes: Sequence[Declares], db_path: Path, *, jobs: int = 1,
            force: bool = False, err: TextIO = sys.stderr) -> int:
     try:
         db = database.load(db_path)
