@@ -166,24 +166,21 @@ def _load(
                 obj.set_constants({name: value})
             except UnknownNameError:
                 pass
-        shared = [m for m in maps if m.startswith(SHARED_PREFIX)]
-        node = [m for m in maps if m.startswith(NODE_PREFIX)]
-        for name in shared:
-            if name in shared_maps:
-                obj.reuse_map(name, shared_maps[name])
-        for name in node:
-            if name in node_maps.fds:
-                obj.reuse_map(name, node_maps.fds[name])
+        # shared_* maps: one per process; node_* maps: one per agent. The first object that
+        # declares one creates it, every later one reuses it.
+        reused = [(name, fds) for prefix, fds in ((SHARED_PREFIX, shared_maps),
+                                                  (NODE_PREFIX, node_maps.fds))
+                  for name in maps if name.startswith(prefix)]
+        for name, fds in reused:
+            if name in fds:
+                obj.reuse_map(name, fds[name])
         multi = uprobe_multi.supported()
         for program in _programs(plan) if multi else ():
             obj.use_uprobe_multi(program)
         obj.load()
-        for name in shared:
-            if name not in shared_maps:
-                shared_maps[name] = os.dup(obj.map_fd(name))
-        for name in node:
-            if name not in node_maps.fds:
-                node_maps.fds[name] = os.dup(obj.map_fd(name))
+        for name, fds in reused:
+            if name not in fds:
+                fds[name] = os.dup(obj.map_fd(name))
         rings = tuple(obj.ring_buffer(name) for name in (EVENTS_MAP, SPILL_MAP) if name in maps)
         decoder = EventDecoder(obj.struct_layout(plan.probe.event)) if rings else None
     except BaseException:
@@ -388,7 +385,7 @@ class Session:
         """Events the kernel could not queue since the last check; reported, never silent."""
         new = 0
         for lp in self.loaded:
-            if LOST_MAP not in lp.obj.map_names():
+            if not lp.rings:
                 continue  # it emits no events
             lost = lp.obj.percpu_sum(LOST_MAP)
             if lost > lp.lost_reported:
@@ -437,9 +434,10 @@ class Session:
                 links = [link for lp in self.loaded for link in lp.links]
                 if pace is None:
                     destroy_links(links)
-                for link in links if pace is not None else ():
-                    pace()
-                    link.destroy()
+                else:
+                    for link in links:
+                        pace()
+                        link.destroy()
                 while self.poll():
                     pass
                 # Nothing counts any more: the last read is the final one.
