@@ -59,7 +59,7 @@ from benchlib import (
 from gotel.config import make_config
 from gotel.ebpf.ringbuf import record_stride
 from gotel.instrumentation.registry import all_probes
-from gotel.session import LoadedProbe
+from gotel.shared_objects import ProbeUse
 from gotel.supervisor import Supervisor
 from gotel.target import process_from_pid
 from gotools import build_app
@@ -137,7 +137,7 @@ class PacedRing:
         self.ring.close()  # type: ignore[attr-defined]
 
 
-def server_probe(supervisor: Supervisor, pid: int) -> LoadedProbe:
+def server_probe(supervisor: Supervisor, pid: int) -> ProbeUse:
     return next(lp for lp in supervisor.sessions[pid].loaded if lp.plan.probe.name == SERVER_PROBE)
 
 
@@ -186,7 +186,7 @@ def run(args: argparse.Namespace, children: Children, _tmp: Path, _stats: bool) 
     supervisor.attach(process_from_pid(server.pid))
     lp = server_probe(supervisor, server.pid)
     tee = TeeRing(lp.rings[0], args.records)
-    lp.rings = (tee, *lp.rings[1:])  # type: ignore[assignment]
+    lp.shared.rings = (tee, *lp.rings[1:])  # type: ignore[assignment]
     stop = threading.Event()
     loop = threading.Thread(target=supervisor.run, args=(stop,), kwargs={"exit_when_idle": False})
     loop.start()
@@ -209,7 +209,7 @@ def run(args: argparse.Namespace, children: Children, _tmp: Path, _stats: bool) 
     sink_down = sink_back = False
     with step(f"replay: {count} recorded records at {args.rate:g}/s for {args.seconds:g} s"
               + (f", the receiver down from {outage[0]} s to {outage[1]:g} s" if outage else "")):
-        lp.rings = (paced, *lp.rings[1:])  # type: ignore[assignment]
+        lp.shared.rings = (paced, *lp.rings[1:])  # type: ignore[assignment]
         paced.start = time.monotonic()
         end = paced.start + args.seconds
         while (now := time.monotonic()) < end:

@@ -339,7 +339,10 @@ def session_cycles(report: Report, binary: Path, seconds: float, every: float) -
     try:
         code = {s.pid: ProbedCode(s.pid, binary) for s in (a, b)}
         wrk = Wrk(f"{a.base}/chain", seconds)
-        baseline = _own_fds()
+        # The objects stay loaded after the first detach (the next attach reuses them): from
+        # then on every detach must leave exactly that; links never outlive a detach.
+        before = _own_fds()
+        baseline: dict[str, int] | None = None
         cycles, leaks, detach_s = 0, 0, []
         end = time.monotonic() + seconds - every
         while time.monotonic() < end:
@@ -354,7 +357,12 @@ def session_cycles(report: Report, binary: Path, seconds: float, every: float) -
             detach_s.append(time.monotonic() - started)
             cycles += 1
             now = _own_fds()
-            if now != baseline or any(c.probed() for c in code.values()):
+            if baseline is None:
+                baseline = now
+                if any(now.get(k, 0) != before.get(k, 0) for k in LINK_KINDS):
+                    leaks += 1
+                    report.fail(f"session cycle 1: links left: {before} -> {now}")
+            elif now != baseline or any(c.probed() for c in code.values()):
                 leaks += 1
                 report.fail(f"session cycle {cycles}: fds {baseline} -> {now}, uprobes left "
                             f"{[c.probed() for c in code.values()]}")
@@ -373,6 +381,13 @@ def session_cycles(report: Report, binary: Path, seconds: float, every: float) -
         supervisor.close()
         a.stop()
         b.stop()
+    closed = _own_fds()
+    if closed != before:
+        report.fail(f"session cycles: fds after the agent closed {closed}, before {before}")
+
+
+# anon_inode kinds of the fds a link holds (a uprobe_multi link, a perf-event uprobe).
+LINK_KINDS = ("bpf_link", "perf_event")
 
 
 def _own_fds() -> dict[str, int]:

@@ -1,72 +1,29 @@
-"""One instrumented process: load its probes, read their events, export spans, detach."""
+"""One instrumented process: attach its probes to the agent's shared objects, turn its
+events into spans, detach."""
 
 from __future__ import annotations
 
 import logging
-import os
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import gotel
-from gotel.ebpf import BpfObject, Link, RingBuffer, UnknownNameError, destroy_links, uprobe_multi
-from gotel.ebpf.uprobe_multi import FdLink
+from gotel.ebpf import Link, destroy_links
 from gotel.errors import GotelError
 from gotel.export.otlp_encode import encode_scope
 from gotel.export.pipeline import ExportPipeline, SpanChunk
-from gotel.instrumentation.events import EventDecoder
+from gotel.instrumentation.events import Event
 from gotel.instrumentation.extension import Extension, Running
-from gotel.metrics import MetricReader, ProcessMetrics
-from gotel.metrics.reader import SERIES_MAP, metric_constants
+from gotel.metrics import ProcessMetrics
 from gotel.planning import ProbePlan
+from gotel.shared_objects import ObjectPool, ProbeUse, offsets_by_program
 from gotel.target import Process
 from gotel.trace import BootClock
 from gotel.trace.assembly import SpanAssembler
 
 log = logging.getLogger(__name__)
-
-EVENTS_MAP = "events"
-SPILL_MAP = "events_spill"  # where records go that the events ring refused
-LOST_MAP = "events_lost"
-SPILLED_MAP = "events_spilled"
-# Maps with this prefix hold state that several probes share (the span of each
-# goroutine, of each context): one instance per process, reused by every object.
-SHARED_PREFIX = "shared_"
-# Maps with this prefix hold state that crosses processes (a producer's span context for the
-# consumer of its message): one instance per agent, reused by every object of every process.
-NODE_PREFIX = "node_"
-
-
-class NodeMaps:
-    """The node_* maps of one agent: the first object that declares one creates it, every
-    later object, of any process, reuses it. Owns its fds (our own dups)."""
-
-    def __init__(self) -> None:
-        self.fds: dict[str, int] = {}
-
-    def close(self) -> None:
-        for fd in self.fds.values():
-            os.close(fd)
-        self.fds = {}
-
-
-@dataclass
-class LoadedProbe:
-    plan: ProbePlan
-    obj: BpfObject
-    links: list[Link | FdLink]
-    rings: tuple[RingBuffer, ...]  # events, then the spill ring
-    decoder: EventDecoder | None  # None: the object has no events ring, emits no events
-    assembler: SpanAssembler
-    scope: bytes  # the encoded InstrumentationScope of its spans
-    metrics: MetricReader | None = None  # its RED histogram, when metrics are on
-    multi: bool = False  # its programs attach as uprobe_multi links (one per program)
-    lost_reported: int = 0
-
-    def close(self) -> None:
-        for ring in self.rings:
-            ring.close()
-        self.obj.close()  # destroys its links
 
 
 @dataclass
@@ -75,142 +32,28 @@ class SessionStats:
     spans: int = 0  # spans made and handed to the export pipeline
     decode_errors: int = 0
     lost: int = 0  # events the kernel could not queue (ring buffer full)
-    spilled: int = 0  # events the events ring refused and the spill ring took
     skipped: dict[str, str] = field(default_factory=dict)  # probe name -> reason
     # The RED metrics as the process was detached (None: metrics off).
     final_metrics: ProcessMetrics | None = None
     # Each extension's counters by its report name, once the process is detached.
     extensions: dict[str, dict[str, int]] = field(default_factory=dict)
-    # Agent CPU seconds by stage (the draining thread's): reading the rings, decoding
-    # events, describing them as spans (semantic conventions), encoding those to OTLP.
-    drain_cpu_s: float = 0.0
-    decode_cpu_s: float = 0.0
+    # Agent CPU seconds by stage of this process's events: describing them as spans
+    # (semantic conventions), encoding those to OTLP (reading and decoding rings is the
+    # shared objects', ObjectPool.totals()).
     describe_cpu_s: float = 0.0
     encode_cpu_s: float = 0.0
 
 
-@dataclass
-class PreparedObjects:
-    """One binary's probes loaded into the kernel but attached to no process yet: a process
-    caught at exec is handed these, so that only its uprobes remain to attach."""
+@dataclass(eq=False)
+class _Use(ProbeUse):
+    """A probe's use by this session: the process's own assembler and scope."""
 
-    loaded: list[LoadedProbe]
-    shared_maps: dict[str, int]  # name -> fd (our own dup)
-    skipped: dict[str, str]  # probe name -> reason
-
-    def close(self) -> None:
-        """Release what no session took. Idempotent."""
-        for lp in self.loaded:
-            lp.close()
-        self.loaded = []
-        for fd in self.shared_maps.values():
-            os.close(fd)
-        self.shared_maps = {}
-
-
-def prepare_objects(
-    plans: Sequence[ProbePlan],
-    *,
-    ring_buffer_bytes: int,
-    common_constants: Mapping[str, int | str],
-    clock: BootClock,
-    node_maps: NodeMaps,
-    metric_series_limit: int = 0,
-) -> PreparedObjects:
-    """Open, configure and load the BPF object of every applicable plan; a probe that fails
-    to load is skipped with its reason. `metric_series_limit`: the RED series each probe may
-    count (0: metrics off)."""
-    prepared = PreparedObjects([], {}, {})
-    for plan in plans:
-        if not plan.linked:
-            log.debug("%s: %s", plan.probe.name, plan.skip_reason)
-            continue
-        if not plan.applies:
-            prepared.skipped[plan.probe.name] = plan.skip_reason or "not applicable"
-            continue
-        try:
-            prepared.loaded.append(
-                _load(plan, prepared.shared_maps, ring_buffer_bytes, common_constants, clock,
-                      node_maps, metric_series_limit)
-            )
-        except GotelError as exc:
-            prepared.skipped[plan.probe.name] = str(exc)
-    return prepared
-
-
-def _load(
-    plan: ProbePlan,
-    shared_maps: dict[str, int],
-    ring_buffer_bytes: int,
-    common_constants: Mapping[str, int | str],
-    clock: BootClock,
-    node_maps: NodeMaps,
-    metric_series_limit: int,
-) -> LoadedProbe:
-    obj = BpfObject(plan.probe.bpf_object)
-    try:
-        obj.set_constants(plan.constants)
-        maps = obj.map_names()
-        # Room for bursts between drains: a server event is ~1 KiB. An object without an
-        # events ring (a router's probe only fills a shared map) emits no events.
-        if EVENTS_MAP in maps:
-            obj.set_max_entries(EVENTS_MAP, ring_buffer_bytes)
-        metric = plan.probe.metric if metric_series_limit else None
-        if metric is not None and SERIES_MAP in maps:
-            obj.set_constants(metric_constants(metric))
-            obj.set_max_entries(SERIES_MAP, metric_series_limit)
-        else:
-            metric = None
-        for name, value in common_constants.items():
-            try:
-                obj.set_constants({name: value})
-            except UnknownNameError:
-                pass
-        # shared_* maps: one per process; node_* maps: one per agent. The first object that
-        # declares one creates it, every later one reuses it.
-        reused = [(name, fds) for prefix, fds in ((SHARED_PREFIX, shared_maps),
-                                                  (NODE_PREFIX, node_maps.fds))
-                  for name in maps if name.startswith(prefix)]
-        for name, fds in reused:
-            if name in fds:
-                obj.reuse_map(name, fds[name])
-        multi = uprobe_multi.supported()
-        for program in _programs(plan) if multi else ():
-            obj.use_uprobe_multi(program)
-        obj.load()
-        for name, fds in reused:
-            if name not in fds:
-                fds[name] = os.dup(obj.map_fd(name))
-        rings = tuple(obj.ring_buffer(name) for name in (EVENTS_MAP, SPILL_MAP) if name in maps)
-        decoder = EventDecoder(obj.struct_layout(plan.probe.event)) if rings else None
-    except BaseException:
-        obj.close()
-        raise
-    probe = plan.probe
-    assembler = SpanAssembler(probe.name, plan.describer, clock)
-    scope = encode_scope(probe.scope, gotel.__version__)
-    metrics = MetricReader(obj, metric, probe.scope) if metric is not None else None
-    return LoadedProbe(plan, obj, [], rings, decoder, assembler, scope, metrics, multi)
-
-
-def _offsets_by_program(plan: ProbePlan) -> dict[str, list[int]]:
-    """Each program of a plan with the file offsets it attaches at, in order, once each."""
-    found: dict[str, dict[int, None]] = {}
-    for hp in plan.hooks:
-        if hp.hook.entry:
-            found.setdefault(hp.hook.entry, {})[hp.function.file_offset] = None
-        if hp.hook.returns:
-            for offset in hp.return_offsets:
-                found.setdefault(hp.hook.returns, {})[offset] = None
-    return {program: list(offsets) for program, offsets in found.items() if offsets}
-
-
-def _programs(plan: ProbePlan) -> list[str]:
-    return list(_offsets_by_program(plan))
+    assembler: SpanAssembler | None = None
+    scope: bytes = b""  # the encoded InstrumentationScope of its spans
 
 
 class Session:
-    """Owns every BPF object, link and ring buffer for one target process."""
+    """One target process's links on the agent's shared objects, and its spans."""
 
     def __init__(
         self,
@@ -221,30 +64,19 @@ class Session:
         *,
         resource: bytes,
         pid_filter: int | None = None,
-        common_constants: Mapping[str, int | str] | None = None,
-        ring_buffer_bytes: int = 8 << 20,
+        pool: ObjectPool | None = None,
         extensions: Sequence[Extension] = (),
         resource_attributes: Mapping[str, object] | None = None,
-        metric_series_limit: int = 0,
-        node_maps: NodeMaps | None = None,
-        prepared: PreparedObjects | None = None,
         on_probes_attached: Callable[[], None] | None = None,
     ) -> None:
-        """`metric_series_limit`: the RED series each probe may count (0: metrics off).
-        `prepared`: objects loaded ahead for this binary (with the same settings)."""
-        self.metric_series_limit = metric_series_limit
+        """`pool`: the agent's objects (without one, the session loads its own and closes
+        them with itself)."""
         self.resource_attributes = dict(resource_attributes or {})
         self.started_ns = time.time_ns()  # cumulative metrics count from here
-        # Without an agent's: this session's own, closed with it.
-        self._own_node_maps = node_maps is None
-        self.node_maps = NodeMaps() if node_maps is None else node_maps
-        self._prepared = prepared
+        self._own_pool = pool is None
+        self.pool = ObjectPool() if pool is None else pool
         self._on_probes_attached = on_probes_attached
-        self.ring_buffer_bytes = ring_buffer_bytes
         self.process = process
-        # Knobs every object may declare (the sampler); set where declared.
-        self.common_constants = dict(common_constants or {})
-        self.shared_maps: dict[str, int] = {}  # name -> fd (our own dup)
         self.extensions = list(extensions)
         self.running: dict[str, tuple[Extension, Running]] = {}  # name -> started extension
         self.plans = plans
@@ -252,46 +84,62 @@ class Session:
         self.resource = resource  # the encoded Resource of this process's spans
         self.clock = clock
         self.pid_filter = process.pid if pid_filter is None else pid_filter
-        self.loaded: list[LoadedProbe] = []
+        self.loaded: list[_Use] = []
         self.stats = SessionStats()
+        # Two threads may hand this process events at once (the agent's loop and a detaching
+        # thread draining an object it shares with it).
+        self._stats_lock = threading.Lock()
 
     # -- attach -----------------------------------------------------------------
     def attach(self, *, extensions_later: bool = False) -> None:
-        """Load (unless prepared) and attach every applicable probe; a probe that fails is
-        skipped, not fatal. Then start the extensions, unless `extensions_later`: the caller
-        then calls start_extensions() (from another thread, if it likes)."""
-        prepared = self._prepared or prepare_objects(
-            self.plans,
-            ring_buffer_bytes=self.ring_buffer_bytes,
-            common_constants=self.common_constants,
-            clock=self.clock,
-            node_maps=self.node_maps,
-            metric_series_limit=self.metric_series_limit,
-        )
-        self._prepared = None
-        self.shared_maps = prepared.shared_maps
-        self.stats.skipped.update(prepared.skipped)
-        for lp in prepared.loaded:
+        """Attach every applicable probe (loading its object unless the pool has it); a
+        probe that fails is skipped, not fatal. Then start the extensions, unless
+        `extensions_later`: the caller then calls start_extensions() (from another thread,
+        if it likes)."""
+        pid = self.process.pid
+        for plan in self.plans:
+            name = plan.probe.name
+            if not plan.linked:
+                log.debug("%s: %s", name, plan.skip_reason)
+                continue
+            if not plan.applies:
+                self.stats.skipped[name] = plan.skip_reason or "not applicable"
+                continue
+            try:
+                shared = self.pool.acquire(plan)
+            except GotelError as exc:
+                self.stats.skipped[name] = str(exc)
+                continue
+            use = _Use(plan, shared, self, assembler=SpanAssembler(name, plan.describer,
+                                                                    self.clock),
+                       scope=encode_scope(plan.probe.scope, gotel.__version__))
+            self.pool.add_user(shared, pid, use)  # before its first event can come
             try:
                 # All-or-nothing per probe: a half-attached probe would emit nonsense.
-                self._hook(lp)
+                self._hook(use)
             except GotelError as exc:
-                lp.close()  # destroys the links made so far
-                self.stats.skipped[lp.plan.probe.name] = str(exc)
+                destroy_links(use.links)
+                self.pool.remove_user(shared, pid)
+                self.stats.skipped[name] = str(exc)
                 continue
-            self.loaded.append(lp)
-        prepared.loaded = []
+            self.loaded.append(use)
         if self.loaded and self._on_probes_attached is not None:
             self._on_probes_attached()
         if not extensions_later:
             self.start_extensions()
 
+    def agent_maps(self) -> dict[str, int]:
+        """The agent-wide maps this process's objects use, by name (fds stay the pool's)."""
+        names = {name for use in self.loaded for name in use.shared.obj.map_names()}
+        return {name: m.fd for name, m in self.pool.maps.items() if name in names}
+
     def start_extensions(self) -> None:
         """Start the process extensions (once probes are attached), then say what runs."""
         if self.loaded:
+            maps = self.agent_maps()
             for ext in self.extensions:
                 try:
-                    running = ext.start(self.process.pid, self.shared_maps)
+                    running = ext.start(self.process.pid, maps)
                 except (GotelError, OSError) as exc:
                     gone = not self.process.alive()  # a short-lived program: nothing to say
                     log.log(logging.DEBUG if gone else logging.WARNING, "pid %d: %s off: %s",
@@ -301,25 +149,27 @@ class Session:
                     self.running[ext.name] = (ext, running)
         self._report_attach()
 
-    def _hook(self, lp: LoadedProbe) -> None:
-        if lp.multi:
-            binary, pid = self.process.binary, self.pid_filter
-            for program, offsets in _offsets_by_program(lp.plan).items():
-                lp.links.append(lp.obj.attach_uprobe_multi(program, binary, offsets, pid))
+    def _hook(self, use: _Use) -> None:
+        obj, binary, pid = use.shared.obj, self.process.binary, self.pid_filter
+        if use.shared.multi:
+            for program, offsets in offsets_by_program(use.plan).items():
+                use.links.append(obj.attach_uprobe_multi(program, binary, offsets, pid))
             return
-        for hp in lp.plan.hooks:
+        for hp in use.plan.hooks:
             if hp.hook.entry:
-                lp.links.append(self._uprobe(lp.obj, hp.hook.entry, hp.function.file_offset))
+                use.links.append(self._uprobe(use, hp.hook.entry, hp.function.file_offset))
             if hp.hook.returns:
                 for offset in hp.return_offsets:
-                    lp.links.append(self._uprobe(lp.obj, hp.hook.returns, offset))
+                    use.links.append(self._uprobe(use, hp.hook.returns, offset))
 
-    def _uprobe(self, obj: BpfObject, program: str, offset: int) -> Link:
-        return obj.attach_uprobe(program, self.process.binary, offset, self.pid_filter)
+    def _uprobe(self, use: _Use, program: str, offset: int) -> Link:
+        return use.shared.obj.attach_uprobe(program, self.process.binary, offset,
+                                            self.pid_filter)
 
     def _report_attach(self) -> None:
         total = sum(1 for plan in self.plans if plan.linked)
-        uprobes = sum(lp.plan.uprobe_count for lp in self.loaded)
+        uprobes = sum(use.plan.uprobe_count for use in self.loaded)
+        shared = sum(1 for use in self.loaded if len(use.shared.users) > 1)
         msg = "pid %d (%s): attached %d/%d probes (%d uprobes)"
         args: list[object] = [
             self.process.pid,
@@ -331,6 +181,9 @@ class Session:
         for ext in self.extensions:
             msg += f", {ext.name}: %s"
             args.append("on" if ext.name in self.running else "off")
+        if shared:
+            msg += ", %d of its probe objects shared with other processes"
+            args.append(shared)
         if self.stats.skipped:
             msg += "; skipped: %s"
             args.append("; ".join(f"{k} ({v})" for k, v in self.stats.skipped.items()))
@@ -342,83 +195,51 @@ class Session:
 
     # -- read ---------------------------------------------------------------------------
     def poll(self) -> int:
-        """Drain every ring buffer and queue the spans for export; returns the events read."""
-        read = 0
-        for lp in self.loaded:
-            for ring in lp.rings:
-                read += self._read(lp, ring)
-        return read
+        """Drain this process's objects (their events go to every process they serve);
+        returns the events read. The agent drains its whole pool instead."""
+        return sum(use.shared.drain() for use in self.loaded)
 
-    def _read(self, lp: LoadedProbe, ring: RingBuffer) -> int:
+    def take(self, use: ProbeUse, events: list[Event]) -> None:
+        """This process's events from one object: spans, queued for export."""
+        assert isinstance(use, _Use) and use.assembler is not None
         stats = self.stats
-        decoder = lp.decoder
-        assert decoder is not None  # it has rings
         t0 = time.thread_time()
-        block, count = ring.drain_block(decoder.size)
-        odd = [] if count else ring.drain(limit=1)  # busy, discarded or odd-sized
+        described = use.assembler.describe(events)
         t1 = time.thread_time()
-        stats.drain_cpu_s += t1 - t0
-        if not count and not odd:
-            return 0
-        try:
-            events = decoder.decode_block(block, count) if count else []
-            events += [decoder.decode(raw) for raw in odd]
-        except GotelError as exc:
-            stats.decode_errors += count + len(odd)
-            log.warning("%s: undecodable events dropped: %s", lp.plan.probe.name, exc)
-            return count + len(odd)
+        spans = use.assembler.encode(described)
         t2 = time.thread_time()
-        described = lp.assembler.describe(events)
-        t3 = time.thread_time()
-        spans = lp.assembler.encode(described)
-        t4 = time.thread_time()
-        stats.decode_cpu_s += t2 - t1
-        stats.describe_cpu_s += t3 - t2
-        stats.encode_cpu_s += t4 - t3
-        stats.events += len(events)
-        if spans:
+        with self._stats_lock:
+            stats.describe_cpu_s += t1 - t0
+            stats.encode_cpu_s += t2 - t1
+            stats.events += len(events)
             stats.spans += len(spans)
-            self.pipeline.add(SpanChunk(self.resource, lp.scope, spans))
-        return len(events)
+        if spans:
+            self.pipeline.add(SpanChunk(self.resource, use.scope, spans))
 
-    def check_lost(self) -> int:
-        """Events the kernel could not queue since the last check; reported, never silent."""
-        new = 0
-        for lp in self.loaded:
-            if not lp.rings:
-                continue  # it emits no events
-            lost = lp.obj.percpu_sum(LOST_MAP)
-            if lost > lp.lost_reported:
-                delta = lost - lp.lost_reported
-                lp.lost_reported = lost
-                new += delta
-                log.warning(
-                    "pid %d: %s lost %d events (ring buffer full; %d in total)",
-                    self.process.pid,
-                    lp.plan.probe.name,
-                    delta,
-                    lost,
-                )
-        self.stats.lost += new
-        self.stats.spilled = sum(
-            lp.obj.percpu_sum(SPILLED_MAP)
-            for lp in self.loaded
-            if SPILLED_MAP in lp.obj.map_names()
-        )
-        return new
+    def lost(self, count: int) -> None:
+        with self._stats_lock:
+            self.stats.lost += count
+
+    def check_lost(self) -> None:
+        """Count what the kernel could not queue of this process's objects' events."""
+        self.pool.check_lost([use.shared for use in self.loaded])
 
     # -- metrics ------------------------------------------------------------------------
     def read_metrics(self) -> ProcessMetrics | None:
         """Every probe's RED histograms as of now (cumulative since attach); None: metrics off."""
-        readers = [lp.metrics for lp in self.loaded if lp.metrics is not None]
+        readers = [use.shared.metrics for use in self.loaded if use.shared.metrics is not None]
         if not readers:
             return None
+        pid = self.process.pid
         metrics = []
         for reader in readers:
             try:
-                metrics.append(reader.read())
+                mine = reader.read_by_pid([pid]).get(pid)
             except GotelError as exc:
-                log.warning("pid %d: %s: %s", self.process.pid, reader.metric.name, exc)
+                log.warning("pid %d: %s: %s", pid, reader.metric.name, exc)
+                continue
+            if mine is not None:
+                metrics.append(mine)
         return ProcessMetrics(self.resource_attributes, self.started_ns, time.time_ns(), metrics)
 
     # -- detach -------------------------------------------------------------------
@@ -428,34 +249,38 @@ class Session:
         Without `pace` the uprobes are removed all at once; with it, one at a time, calling
         pace() before each: the kernel serialises uprobe removal and creation (one RCU grace
         period per removal), so a caller that attaches elsewhere meanwhile can go first."""
-        if self.loaded:
-            try:
+        pid = self.process.pid
+        try:
+            if self.loaded:
                 # Detach first, so that draining ends: then read every event still queued.
-                links = [link for lp in self.loaded for link in lp.links]
+                links = [link for use in self.loaded for link in use.links]
                 if pace is None:
                     destroy_links(links)
                 else:
                     for link in links:
                         pace()
                         link.destroy()
-                while self.poll():
-                    pass
+                # One pass reads all that is queued; more passes only find events of other
+                # processes sharing the objects (bounded: they may never stop coming).
+                for _ in range(8):
+                    if not self.poll():
+                        break
                 # Nothing counts any more: the last read is the final one.
                 self.stats.final_metrics = self.read_metrics()
                 self.check_lost()
                 self.stats.decode_errors += sum(
-                    lp.assembler.undecodable + lp.assembler.invalid for lp in self.loaded
+                    use.assembler.undecodable + use.assembler.invalid
+                    for use in self.loaded if use.assembler is not None
                 )
-            finally:
-                for ext, running in self.running.values():
-                    self.stats.extensions[ext.report] = running.counters()
-                    running.close()
-                self.running = {}
-                for lp in self.loaded:
-                    lp.close()
-                self.loaded = []
-                for fd in self.shared_maps.values():
-                    os.close(fd)
-                self.shared_maps = {}
-                if self._own_node_maps:
-                    self.node_maps.close()
+        finally:
+            for ext, running in self.running.values():
+                self.stats.extensions[ext.report] = running.counters()
+                running.close()
+            self.running = {}
+            for use in self.loaded:
+                self.pool.remove_user(use.shared, pid)
+            if self.loaded:
+                self.pool.forget_process(pid)
+            self.loaded = []
+            if self._own_pool:
+                self.pool.close()

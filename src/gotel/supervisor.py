@@ -21,7 +21,8 @@ from gotel.instrumentation.probe import Probe
 from gotel.instrumentation.registry import all_extensions
 from gotel.metrics import ProcessMetrics
 from gotel.planning import ProbePlan, plan_probes
-from gotel.session import NodeMaps, PreparedObjects, Session, SessionStats, prepare_objects
+from gotel.session import Session, SessionStats
+from gotel.shared_objects import ObjectPool
 from gotel.target import (
     ExecEvents,
     ExecutableSelector,
@@ -42,9 +43,8 @@ LOST_CHECK_INTERVAL_S = 2.0
 FULL_SCAN_INTERVAL_S = 2.0
 # A port is often opened a little after exec: look again this often for so long after one.
 PORT_RECHECK_S, PORT_RECHECK_FOR_S = 0.05, 2.0
-# Binaries whose analysis (probes, offsets) is kept, and binaries kept ready to attach.
+# Binaries whose analysis (probes, offsets) is kept.
 ANALYSES_KEPT = 256
-SPARES_KEPT = 4
 # The longest a detaching session waits for an attach before removing its next uprobe.
 ATTACH_PRIORITY_S = 5.0
 BinaryIdentity = tuple[int, int, int, int]
@@ -62,11 +62,8 @@ class Totals:
 
     events: int = 0
     spans: int = 0
-    lost: int = 0
-    spilled: int = 0
+    lost: int = 0  # told to one process (a shared ring's losses are the pool's)
     sessions: int = 0
-    drain_cpu_s: float = 0.0
-    decode_cpu_s: float = 0.0
     describe_cpu_s: float = 0.0
     encode_cpu_s: float = 0.0
 
@@ -79,8 +76,6 @@ class Supervisor:
         self.extensions = all_extensions() if extensions is None else extensions
         self.clock = BootClock()
         self.sessions: dict[int, Session] = {}
-        # State that crosses processes (node_* maps), shared by every session.
-        self.node_maps = NodeMaps()
         self.totals = Totals()
         # One pipeline for every process: one connection to the collector, requests that
         # carry the spans of several processes, one bound on the memory they take.
@@ -90,17 +85,23 @@ class Supervisor:
         metrics = config.metrics
         exporter = create_metric_exporter(metrics.exporter, output=metrics.output)
         self.metrics = MetricsPusher(exporter) if exporter is not None else None
+        # Every BPF object, shared by the processes whose binaries give it the same constants.
+        self.pool = ObjectPool(
+            ring_buffer_bytes=config.ring_buffer_bytes,
+            common_constants=config.sampler.constants(),
+            metric_series_limit=metrics.series_limit if self.metrics else 0,
+        )
         # The last read of each process detached since the previous export.
         self._final_metrics: list[ProcessMetrics] = []
         self._selectors: list[Selector] = []
         self._exec_events: ExecEvents | None = None
         self._ignored: set[int] = set()
         self._closed = False
-        # Per binary file: its analysis (or why it cannot be instrumented), and one set of
-        # objects loaded ahead (a spare) so that the next process of it attaches in ms.
+        # Per binary file: its analysis (or why it cannot be instrumented), and whether its
+        # objects were loaded ahead, so that the next process of it attaches in ms.
         self._analyses: dict[BinaryIdentity, Analysis | GotelError] = {}
-        self._spares: dict[BinaryIdentity, PreparedObjects] = {}
-        self._preparing: dict[BinaryIdentity, Future[PreparedObjects]] = {}
+        self._prepared: set[BinaryIdentity] = set()
+        self._preparing: dict[BinaryIdentity, Future[dict[str, str]]] = {}
         self._worker: ThreadPoolExecutor | None = None
         self._port_recheck_until = 0.0
         self._attached_at: dict[int, int] = {}  # pid -> CLOCK_BOOTTIME its attach began
@@ -143,13 +144,9 @@ class Supervisor:
             self.clock,
             resource=encode_resource(resource),
             pid_filter=pid_filter,
-            common_constants=self.config.sampler.constants(),
-            ring_buffer_bytes=self.config.ring_buffer_bytes,
+            pool=self.pool,
             extensions=self.extensions,
             resource_attributes=resource,
-            metric_series_limit=self._metric_series_limit,
-            node_maps=self.node_maps,
-            prepared=self._spares.pop(identity, None),
             on_probes_attached=None if exec_ns is None else _log_since_exec(process.pid, exec_ns),
         )
         later = exec_ns is not None  # caught at exec: catching the next one matters more
@@ -172,7 +169,7 @@ class Supervisor:
                 self._starter = ThreadPoolExecutor(1, thread_name_prefix="gotel-extensions")
             self._starting[process.pid] = self._starter.submit(session.start_extensions)
         if self._selectors:  # more processes of this binary may come: be ready for them
-            self._prepare_spare(identity, analysis)
+            self._load_ahead(identity, analysis)
         return session
 
     def _analyse(self, identity: BinaryIdentity, binary: Path, who: str) -> Analysis:
@@ -207,7 +204,7 @@ class Supervisor:
             path = selector.local_file
             identity = binary_identity(path)
             try:
-                self._prepare_spare(identity, self._analyse(identity, path, str(path)))
+                self._load_ahead(identity, self._analyse(identity, path, str(path)))
             except GotelError as exc:
                 log.warning("%s", exc)  # its processes will be refused (and not told again)
         self._scan()
@@ -266,39 +263,28 @@ class Supervisor:
             log.warning("exec events were lost (ring full); scanning /proc")
             self._scan()
 
-    # -- spares -------------------------------------------------------------------------
-    def _prepare_spare(self, identity: BinaryIdentity, analysis: Analysis) -> None:
-        if identity in self._spares or identity in self._preparing:
+    # -- loading ahead -----------------------------------------------------------------
+    def _load_ahead(self, identity: BinaryIdentity, analysis: Analysis) -> None:
+        """Load the binary's objects on the worker thread, once, before a process needs them."""
+        if identity in self._prepared or identity in self._preparing:
             return
         if self._worker is None:
             self._worker = ThreadPoolExecutor(1, thread_name_prefix="gotel-prepare")
-        self._preparing[identity] = self._worker.submit(
-            prepare_objects,
-            analysis.plans,
-            ring_buffer_bytes=self.config.ring_buffer_bytes,
-            common_constants=self.config.sampler.constants(),
-            clock=self.clock,
-            node_maps=self.node_maps,
-            metric_series_limit=self._metric_series_limit,
-        )
+        self._preparing[identity] = self._worker.submit(self.pool.prepare, analysis.plans)
 
-    @property
-    def _metric_series_limit(self) -> int:
-        return self.config.metrics.series_limit if self.metrics else 0
-
-    def _collect_spares(self) -> None:
+    def _collect_loaded_ahead(self) -> None:
         for identity, future in list(self._preparing.items()):
             if not future.done():
                 continue
             del self._preparing[identity]
+            self._prepared.add(identity)
             try:
-                spare = future.result()
-            except Exception as exc:  # a spare only saves time: attach loads its own
-                log.debug("preparing objects ahead failed: %s", exc)
+                failed = future.result()
+            except Exception as exc:  # loading ahead only saves time: attach loads its own
+                log.debug("loading objects ahead failed: %s", exc)
                 continue
-            if len(self._spares) >= SPARES_KEPT:
-                self._spares.pop(next(iter(self._spares))).close()
-            self._spares[identity] = spare
+            for probe, reason in failed.items():
+                log.debug("loading %s ahead failed: %s", probe, reason)
 
     # -- loop ---------------------------------------------------------------------
     def run(self, stop: threading.Event, *, exit_when_idle: bool = True) -> None:
@@ -309,20 +295,17 @@ class Supervisor:
         while not stop.is_set():
             if self._exec_events is not None:
                 self._on_execs(self._exec_events)
-            busy = False
-            for session in list(self.sessions.values()):
-                # A big batch hints at more waiting: go round again at once.
-                busy |= session.poll() >= 64
+            # A big batch hints at more waiting: go round again at once.
+            busy = self.pool.poll() >= 64
             now = time.monotonic()
             if now >= next_lost:
                 next_lost = now + LOST_CHECK_INTERVAL_S
-                for session in self.sessions.values():
-                    session.check_lost()
+                self.pool.check_lost()
             if self.metrics is not None and now >= next_metrics:
                 next_metrics = now + self.config.metrics.interval_s
                 self.export_metrics()
             if self._preparing:
-                self._collect_spares()
+                self._collect_loaded_ahead()
             ports: list[Selector] = [s for s in self._selectors if isinstance(s, PortSelector)]
             if ports and now < self._port_recheck_until and now >= next_port:
                 next_port = now + PORT_RECHECK_S
@@ -412,9 +395,6 @@ class Supervisor:
         totals.events += stats.events
         totals.spans += stats.spans
         totals.lost += stats.lost
-        totals.spilled += stats.spilled
-        totals.drain_cpu_s += stats.drain_cpu_s
-        totals.decode_cpu_s += stats.decode_cpu_s
         totals.describe_cpu_s += stats.describe_cpu_s
         totals.encode_cpu_s += stats.encode_cpu_s
 
@@ -447,10 +427,7 @@ class Supervisor:
         if self._worker is not None:
             self._worker.shutdown(wait=True, cancel_futures=True)
             self._worker = None
-            self._collect_spares()
-        for spare in self._spares.values():
-            spare.close()
-        self._spares = {}
+            self._collect_loaded_ahead()
         if self._closed:
             return
         self._closed = True
@@ -461,22 +438,25 @@ class Supervisor:
                 log.info("metrics: %d exports to %s, %d failed", self.metrics.exports,
                          self.metrics.exporter.what.removeprefix("metrics: "),
                          self.metrics.failed)
-        self.node_maps.close()
+        self.pool.close()
         self.pipeline.shutdown()
         if self.totals.sessions:
             log.info("%s", self.report())
 
     def report(self) -> str:
         """Where every span went, and the agent's CPU per span by stage."""
-        totals, stats = self.totals, self.pipeline.stats
-        lost = f", {totals.lost} events lost in the kernel" if totals.lost else ""
-        if totals.spilled:
-            lost += f", {totals.spilled} events refused by the ring and taken by the spill ring"
+        totals, stats, drained = self.totals, self.pipeline.stats, self.pool.totals()
+        lost_total = totals.lost + drained.lost
+        lost = f", {lost_total} events lost in the kernel" if lost_total else ""
+        if drained.spilled:
+            lost += f", {drained.spilled} events refused by the ring and taken by the spill ring"
+        if drained.unrouted:
+            lost += f", {drained.unrouted} events of processes already detached dropped"
         line = f"spans: {self.pipeline.summary()}{lost}"
         if totals.spans:
             per_span = {
-                "drain": totals.drain_cpu_s,
-                "decode": totals.decode_cpu_s,
+                "drain": drained.drain_cpu_s,
+                "decode": drained.decode_cpu_s,
                 "describe": totals.describe_cpu_s,
                 "encode": totals.encode_cpu_s,
                 "assemble": stats.assemble_cpu_s,

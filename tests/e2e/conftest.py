@@ -32,7 +32,7 @@ def read_jsonl(path: Path, want: int, timeout: float = 15) -> list[dict]:
     """The spans a jsonl exporter wrote, once there are `want` of them (or on timeout)."""
     deadline = time.monotonic() + timeout
     spans: list[dict] = []
-    while time.monotonic() < deadline:
+    while True:  # read at least once, even with no time to wait (spans_until's timeout=0)
         if path.exists():
             # Only whole lines: the exporter may be half-way through writing the last one.
             text = path.read_text()
@@ -40,6 +40,8 @@ def read_jsonl(path: Path, want: int, timeout: float = 15) -> list[dict]:
             spans = [json.loads(line) for line in text.splitlines() if line.strip()]
             if len(spans) >= want:
                 break
+        if time.monotonic() >= deadline:
+            break
         time.sleep(0.1)
     return spans
 

@@ -108,7 +108,7 @@ int write_header(struct pt_regs *ctx)
 SEC("uprobe")
 int write_headers(struct pt_regs *ctx)
 {
-	struct outgoing_stream_key key = {.g = ctx->r14, .stream_id = (__u32)ctx->rbx};
+	struct outgoing_stream_key key = {.tgid = current_tgid(), .g = ctx->r14, .stream_id = (__u32)ctx->rbx};
 	struct outgoing_stream out = {};
 	struct set_event *e;
 	struct pending *p;
@@ -147,7 +147,7 @@ int write_headers(struct pt_regs *ctx)
 SEC("uprobe")
 int announce_stream(struct pt_regs *ctx)
 {
-	struct outgoing_stream_key key = {.g = ctx->r14, .stream_id = (__u32)ctx->rax};
+	struct outgoing_stream_key key = {.tgid = current_tgid(), .g = ctx->r14, .stream_id = (__u32)ctx->rax};
 	__u64 path_len = ctx->rdi;
 	struct outgoing_stream out = {};
 	struct set_event *e;

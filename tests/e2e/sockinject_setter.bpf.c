@@ -54,7 +54,7 @@ int request_write(struct pt_regs *ctx)
 	fill_random(out.sc.span_id, SPAN_ID_SIZE);
 	out.sc.flags = bpf_get_prandom_u32() & 1; /* both values travel */
 	out.start_ns = bpf_ktime_get_boot_ns();
-	bpf_map_update_elem(&shared_outgoing, &g, &out, BPF_ANY);
+	process_update(&shared_outgoing, g, &out, BPF_ANY);
 
 	e = bpf_map_lookup_elem(&scratch, &zero);
 	if (!e)

@@ -167,6 +167,7 @@ _PROTOTYPES: tuple[tuple[str, Any, tuple[Any, ...]], ...] = (
     ("bpf_map__key_size", ctypes.c_uint32, (ctypes.c_void_p,)),
     ("bpf_map__value_size", ctypes.c_uint32, (ctypes.c_void_p,)),
     ("bpf_map__max_entries", ctypes.c_uint32, (ctypes.c_void_p,)),
+    ("bpf_map__btf_key_type_id", ctypes.c_uint32, (ctypes.c_void_p,)),
     ("bpf_map__set_max_entries", ctypes.c_int, (ctypes.c_void_p, ctypes.c_uint32)),
     ("bpf_map__reuse_fd", ctypes.c_int, (ctypes.c_void_p, ctypes.c_int)),
     (
@@ -213,6 +214,9 @@ _PROTOTYPES: tuple[tuple[str, Any, tuple[Any, ...]], ...] = (
         ctypes.c_int,
         (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t),
     ),
+    # maps by fd (maps shared between objects outlive the object that created them)
+    ("bpf_map_get_next_key", ctypes.c_int, (ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)),
+    ("bpf_map_delete_elem", ctypes.c_int, (ctypes.c_int, ctypes.c_void_p)),
     # btf (read-only use of the object's own BTF)
     ("btf__type_cnt", ctypes.c_uint32, (ctypes.c_void_p,)),
     ("btf__type_by_id", ctypes.c_void_p, (ctypes.c_void_p, ctypes.c_uint32)),

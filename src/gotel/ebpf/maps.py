@@ -107,3 +107,18 @@ class MapAccess:
         if lib.bpf_map__type(map_ptr) in libbpf.PERCPU_MAP_TYPES:
             value_size = ((value_size + 7) & ~7) * lib.libbpf_num_possible_cpus()
         return key_size, value_size
+
+
+def delete_keys_with_prefix(fd: int, key_size: int, prefix: bytes, bound: int) -> int:
+    """Delete every entry of the hash-like map behind `fd` whose key starts with `prefix`;
+    returns how many. `bound`: its max_entries (a walk restarts when its key is deleted)."""
+    lib = libbpf.lib()
+    doomed: dict[bytes, None] = {}
+    cur, nxt = None, ctypes.create_string_buffer(key_size)
+    for _ in range(2 * bound):
+        if lib.bpf_map_get_next_key(fd, cur, nxt) != 0:
+            break
+        if nxt.raw.startswith(prefix):
+            doomed[nxt.raw] = None
+        cur = ctypes.create_string_buffer(nxt.raw, key_size)
+    return sum(1 for key in doomed if lib.bpf_map_delete_elem(fd, key) == 0)

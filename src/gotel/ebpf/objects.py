@@ -138,6 +138,9 @@ class BpfObject(MapAccess):
                 f"map {map_name}: cannot set max_entries={max_entries}: {libbpf.strerror(err)}"
             )
 
+    def key_size(self, map_name: str) -> int:
+        return int(libbpf.lib().bpf_map__key_size(self._map(map_name)))
+
     def max_entries(self, map_name: str) -> int:
         return int(libbpf.lib().bpf_map__max_entries(self._map(map_name)))
 
@@ -296,6 +299,16 @@ class BpfObject(MapAccess):
     def map_fd(self, name: str) -> int:
         self._require_loaded()
         return libbpf.lib().bpf_map__fd(self._map(name))
+
+    def map_key_fields(self, name: str) -> dict[str, Field]:
+        """The members of a map's key struct by name (offsets included), from BTF; empty
+        when the key is not a struct."""
+        btf = self._require_btf()
+        type_id = libbpf.lib().bpf_map__btf_key_type_id(self._map(name))
+        if not type_id:
+            return {}
+        t = btf.strip(type_id)
+        return dict(btf.layout(t).fields) if t.kind == KIND_STRUCT else {}
 
     def struct_layout(self, name: str) -> StructLayout:
         """The layout of `struct name` from the object's BTF (cached)."""

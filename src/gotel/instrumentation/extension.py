@@ -1,9 +1,11 @@
 """A process extension: something that runs beside a target's probes for as long as the
 target is attached (today: inserting outgoing traceparent at the socket layer).
 
-The core starts every extension a library folder declares (`extension` module,
-`EXTENSIONS`) once a process's probes are loaded, reports whether it runs, and prints its
-counters when the process is detached; it knows nothing else about them.
+The core makes one instance of every extension class a library folder declares (`extension`
+module, `EXTENSIONS`) per agent, starts it for each process once the process's probes are
+attached, reports whether it runs, and prints its counters when the process is detached; it
+knows nothing else about them. An instance serves all of the agent's processes, so it may
+share work between them (one socket injector per cgroup).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ class Extension(Protocol):
 
     def start(self, pid: int, shared_maps: Mapping[str, int]) -> Running | None:
         """Started for pid, or None when not needed or not possible (it logs why, once).
-        `shared_maps` are the process's shared_* BPF maps by name (fds stay ours)."""
+        `shared_maps`: the agent-wide BPF maps (shared_*, node_*) the process's objects
+        use, by name (fds stay the caller's)."""
         ...
 
     def unavailable(self) -> str | None:

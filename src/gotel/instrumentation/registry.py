@@ -1,5 +1,5 @@
 """Finds every probe and extension: each library folder's `probe` module exports PROBES,
-its `extension` module (if any) EXTENSIONS."""
+its `extension` module (if any) EXTENSIONS, the classes of its extensions."""
 
 from __future__ import annotations
 
@@ -34,4 +34,6 @@ def all_probes() -> list[Probe]:
 
 
 def all_extensions() -> list[Extension]:
-    return _collect("extension", "EXTENSIONS")
+    """A new instance of every extension: an agent's own (they keep state across its
+    processes, e.g. one socket injector per cgroup)."""
+    return [factory() for factory in _collect("extension", "EXTENSIONS")]

@@ -1,4 +1,5 @@
-"""Reads the RED histograms of one BPF object (include/red_metrics.h) into HistogramMetric.
+"""Reads the RED histograms of one BPF object (include/red_metrics.h) into HistogramMetric,
+one per process the object counts for (its key's pid).
 
 Per-CPU values are added up, keys decoded from the object's BTF (struct red_key) and turned
 into attributes by the probe's Metric; keys that give the same attributes are merged. The
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+from collections.abc import Collection
 from typing import Any
 
 from gotel.ebpf import BpfObject
@@ -50,7 +52,8 @@ class MetricReader:
         value = obj.struct_layout(VALUE_STRUCT)
         self._value_words = value.size // 8  # count, sum_ns, buckets[]
         self._buckets = len(metric.bounds_s) + 1
-        self.overflowed = 0  # requests counted in the overflow series, as of the last read
+        # Requests counted in each process's overflow series, as of the last read.
+        self.overflowed: dict[int, int] = {}
         self.undescribable = 0  # keys the probe's attributes function failed on
 
     def _sum_cpus(self, raw: bytes) -> list[int]:
@@ -63,9 +66,14 @@ class MetricReader:
                 total[i] += values[base + i]
         return total
 
-    def read(self) -> HistogramMetric:
-        merged: dict[tuple[tuple[str, Any], ...], list[int]] = {}
+    def read_by_pid(self, pids: Collection[int] | None = None) -> dict[int, HistogramMetric]:
+        """Each process's series (of `pids`, default all): one object counts for every
+        process whose binary shares its layout, each series keyed by pid."""
+        merged: dict[int, dict[tuple[tuple[str, Any], ...], list[int]]] = {}
         for key in self.obj.keys(SERIES_MAP):
+            pid = int.from_bytes(key[:4], "little")  # red_key.pid, its first member
+            if pids is not None and pid not in pids:
+                continue
             raw = self.obj.lookup(SERIES_MAP, key)
             if raw is None:
                 continue
@@ -75,27 +83,49 @@ class MetricReader:
                 self.undescribable += 1
                 log.debug("%s: undescribable series: %s", self.metric.name, exc)
                 continue
-            self._merge(merged, tuple(sorted(attributes.items())), self._sum_cpus(raw))
-        overflow = self.obj.lookup(OVERFLOW_MAP, (0).to_bytes(4, "little"))
-        if overflow is not None:
-            counts = self._sum_cpus(overflow)
-            if counts[0]:
-                if counts[0] > self.overflowed:
-                    log.warning(
-                        "%s: %d requests over the cardinality limit (%d series) counted as "
-                        "otel.metric.overflow=true",
-                        self.metric.name,
-                        counts[0] - self.overflowed,
-                        self.obj.max_entries(SERIES_MAP),
-                    )
-                self.overflowed = counts[0]
-                self._merge(merged, ((OVERFLOW_ATTRIBUTE, True),), counts)
+            by_attrs = merged.setdefault(pid, {})
+            self._merge(by_attrs, tuple(sorted(attributes.items())), self._sum_cpus(raw))
+        for key in self.obj.keys(OVERFLOW_MAP):
+            pid = int.from_bytes(key, "little")
+            raw = self.obj.lookup(OVERFLOW_MAP, key) if pids is None or pid in pids else None
+            if raw is None:
+                continue
+            counts = self._sum_cpus(raw)
+            if not counts[0]:
+                continue
+            if counts[0] > self.overflowed.get(pid, 0):
+                log.warning(
+                    "%s: pid %d: %d requests over the cardinality limit (%d series) counted "
+                    "as otel.metric.overflow=true",
+                    self.metric.name,
+                    pid,
+                    counts[0] - self.overflowed.get(pid, 0),
+                    self.obj.max_entries(SERIES_MAP),
+                )
+            self.overflowed[pid] = counts[0]
+            self._merge(merged.setdefault(pid, {}), ((OVERFLOW_ATTRIBUTE, True),), counts)
+        buckets = self._buckets
+        return {
+            pid: self._metric([
+                HistogramSeries(dict(attrs), total[0], total[1], tuple(total[2 : 2 + buckets]))
+                for attrs, total in by_attrs.items()
+                if total[0]
+            ])
+            for pid, by_attrs in merged.items()
+        }
+
+    def forget(self, pid: int) -> None:
+        """Remove a detached process's series (after its last read): they would hold room
+        under the cardinality limit for good, and a later process with its pid would
+        inherit them."""
+        for key in self.obj.keys(SERIES_MAP):
+            if int.from_bytes(key[:4], "little") == pid:
+                self.obj.delete(SERIES_MAP, key)
+        self.obj.delete(OVERFLOW_MAP, pid.to_bytes(4, "little"))
+        self.overflowed.pop(pid, None)
+
+    def _metric(self, series: list[HistogramSeries]) -> HistogramMetric:
         metric = self.metric
-        series = [
-            HistogramSeries(dict(attrs), total[0], total[1], tuple(total[2 : 2 + self._buckets]))
-            for attrs, total in merged.items()
-            if total[0]
-        ]
         return HistogramMetric(
             metric.name, metric.description, metric.unit, metric.bounds_s, self.scope, series
         )

@@ -13,6 +13,8 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
+#include "include/process.h"
+
 char LICENSE[] SEC("license") = "GPL";
 
 /* Only the field read here; CO-RE finds its offset in the running kernel's BTF. */
@@ -26,7 +28,7 @@ struct task_struct;
 
 struct exec_event {
 	__u64 boot_ns; /* bpf_ktime_get_boot_ns() at exec */
-	__u32 pid;     /* the thread group's id, the process id userspace knows */
+	__u32 pid;     /* the process id, in the agent's pid namespace */
 	__u32 filename_len;
 	char filename[EXEC_FILENAME_LEN]; /* as given to execve: may be relative */
 };
@@ -55,8 +57,18 @@ struct {
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *task, int old_pid, struct linux_binprm *bprm)
 {
-	struct exec_event *e = bpf_ringbuf_reserve(&execs, sizeof(*e), 0);
+	__u32 pid = current_tgid();
+	struct bpf_pidns_info ns;
+	struct exec_event *e;
 
+	if (agent_pidns_ino) {
+		/* A process outside the agent's pid namespace is never one of its targets; its
+		 * kernel tgid may even be another process's pid in there. */
+		if (bpf_get_ns_current_pid_tgid(agent_pidns_dev, agent_pidns_ino, &ns, sizeof(ns)))
+			return 0;
+		pid = ns.tgid;
+	}
+	e = bpf_ringbuf_reserve(&execs, sizeof(*e), 0);
 	if (!e) {
 		__u32 zero = 0;
 		__u64 *lost = bpf_map_lookup_elem(&execs_lost, &zero);
@@ -66,7 +78,7 @@ int BPF_PROG(on_exec, struct task_struct *task, int old_pid, struct linux_binprm
 		return 0;
 	}
 	e->boot_ns = bpf_ktime_get_boot_ns();
-	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->pid = pid;
 	long n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), bprm->filename);
 	e->filename_len = n > 0 ? n - 1 : 0;
 	bpf_ringbuf_submit(e, 0);

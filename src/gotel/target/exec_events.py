@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gotel.ebpf import BpfObject, Field, RingBuffer
+from gotel.target.process import agent_pid_namespace
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class ExecEvents:
     def __init__(self, bpf_object: str | Path = OBJECT) -> None:
         self._obj = BpfObject(bpf_object)
         try:
+            self._obj.set_constants(agent_pid_namespace())
             self._obj.load()
             layout = self._obj.struct_layout(EVENT)
             self._size = layout.size

@@ -135,3 +135,16 @@ class HeldLaunch:
             os.write(self._release, b"1")
             os.close(self._release)
             self._release = -1
+
+
+def agent_pid_namespace() -> dict[str, int]:
+    """include/process.h's agent_pidns_* constants when gotel is not in the initial pid
+    namespace (a sidecar's): BPF programs then give pids as gotel sees them."""
+    init_ino = 0xEFFFFFFC  # PROC_PID_INIT_INO: the initial namespace's inode, fixed
+    try:
+        st = os.stat("/proc/self/ns/pid")
+    except OSError:
+        return {}
+    if st.st_ino == init_ino:
+        return {}
+    return {"agent_pidns_dev": st.st_dev, "agent_pidns_ino": st.st_ino}

@@ -56,9 +56,9 @@ def test_series_are_summed_over_cpus_and_merged_by_attributes(loaded: BpfObject)
     loaded.update(SERIES_MAP, get, percpu((3, 3_000_000, {0: 3}), (2, 40_000_000, {3: 2})))
     loaded.update(SERIES_MAP, purge, percpu((1, 1000, {0: 1})))
     loaded.update(SERIES_MAP, brew, percpu((0, 0, {}), (4, 4000, {0: 4})))
-    loaded.update(OVERFLOW_MAP, (0).to_bytes(4, "little"), percpu((5, 5_000, {0: 5})))
+    loaded.update(OVERFLOW_MAP, (1).to_bytes(4, "little"), percpu((5, 5_000, {0: 5})))
 
-    metric = MetricReader(loaded, SERVER.metric, SERVER.scope).read()
+    [metric] = MetricReader(loaded, SERVER.metric, SERVER.scope).read_by_pid().values()
     assert metric.name == "http.server.request.duration" and metric.unit == "s"
     assert metric.bounds_s == REQUEST_DURATION_BOUNDS
     series = {tuple(sorted(s.attributes.items())): s for s in metric.series}
@@ -72,6 +72,25 @@ def test_series_are_summed_over_cpus_and_merged_by_attributes(loaded: BpfObject)
     overflow = series[((OVERFLOW_ATTRIBUTE, True),)]
     assert overflow.count == 5
     assert len(metric.series) == 3
+
+
+def test_series_are_read_per_process_and_a_detached_process_is_forgotten(loaded: BpfObject):
+    encode = loaded.struct_layout("red_key").encoder()
+    route = {"code": 200, "word": b"GET", "name": b"GET /a"}
+    loaded.update(SERIES_MAP, encode({"pid": 7, **route}), percpu((2, 2000, {0: 2})))
+    loaded.update(SERIES_MAP, encode({"pid": 9, **route}), percpu((3, 3000, {0: 3})))
+    loaded.update(OVERFLOW_MAP, (9).to_bytes(4, "little"), percpu((4, 4000, {0: 4})))
+    reader = MetricReader(loaded, SERVER.metric, SERVER.scope)
+
+    by_pid = reader.read_by_pid()
+    assert sorted(by_pid) == [7, 9]
+    assert [s.count for s in by_pid[7].series] == [2]
+    assert sorted(s.count for s in by_pid[9].series) == [3, 4]  # its route, its overflow
+    assert list(reader.read_by_pid([7])) == [7]
+
+    reader.forget(9)
+    assert list(reader.read_by_pid()) == [7]
+    assert len(loaded.keys(SERIES_MAP)) == 1 and not loaded.keys(OVERFLOW_MAP)
 
 
 def test_bucket_constants_are_the_bounds_in_nanoseconds():

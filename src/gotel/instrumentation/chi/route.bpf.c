@@ -135,7 +135,7 @@ int find_route_return(struct pt_regs *ctx)
 	if (!goid)
 		return 0;
 	if (!GO_PARAM1(ctx)) { /* no node matched: no route */
-		bpf_map_delete_elem(&shared_http_routes, &goid);
+		process_delete(&shared_http_routes, goid);
 		return 0;
 	}
 	rctx = read_u64(ctx->rsp + RCTX_SPILL_SLOT);
@@ -154,6 +154,6 @@ int find_route_return(struct pt_regs *ctx)
 	/* Cut: report the length as at least the copy's, so the cut shows. */
 	if (joined_len > HTTP_ROUTE_MAX && s->route.len <= HTTP_ROUTE_MAX)
 		s->route.len = joined_len;
-	bpf_map_update_elem(&shared_http_routes, &goid, &s->route, BPF_ANY);
+	process_update(&shared_http_routes, goid, &s->route, BPF_ANY);
 	return 0;
 }

@@ -45,13 +45,13 @@ struct sql_db {
 	char dsn[SQL_DSN_SIZE];
 };
 
-GOTEL_LRU_HASH(sql_calls, __u64, struct sql_call, 16384);
+GOTEL_PROCESS_HASH(sql_calls, struct sql_call, 16384);
 
 /* Goroutine inside sql.Open -> its arguments, until the RET gives the *DB. */
-GOTEL_LRU_HASH(sql_opening, __u64, struct sql_db, 1024);
+GOTEL_PROCESS_HASH(sql_opening, struct sql_db, 1024);
 
 /* *DB -> its Open arguments. */
-GOTEL_LRU_HASH(sql_dbs, __u64, struct sql_db, 4096);
+GOTEL_PROCESS_HASH(sql_dbs, struct sql_db, 4096);
 
 /* *Stmt -> its DB and query, from prepareDC's RET (no struct offset needed). */
 struct sql_stmt {
@@ -61,10 +61,10 @@ struct sql_stmt {
 	char query[SQL_QUERY_SIZE];
 };
 
-GOTEL_LRU_HASH(sql_stmts, __u64, struct sql_stmt, 4096);
+GOTEL_PROCESS_HASH(sql_stmts, struct sql_stmt, 4096);
 
 /* *Tx -> its *DB, from BeginTx's RET (no struct offset needed). */
-GOTEL_LRU_HASH(sql_txs, __u64, __u64, 16384);
+GOTEL_PROCESS_HASH(sql_txs, __u64, 16384);
 
 /* Too big for the BPF stack: built here, then copied into the maps. */
 struct {
@@ -117,7 +117,7 @@ static __always_inline int call_start_query(struct pt_regs *ctx, enum sql_operat
 
 	if (!goid)
 		return 0;
-	seen = bpf_map_lookup_elem(&sql_calls, &goid);
+	seen = process_lookup(&sql_calls, goid);
 	if (seen && seen->operation == op && seen->db == db && seen->query_ptr == query_ptr)
 		return 0; /* restarted after a stack growth */
 	call = bpf_map_lookup_elem(&sql_scratch, &zero);
@@ -141,7 +141,7 @@ static __always_inline int call_start_query(struct pt_regs *ctx, enum sql_operat
 	} else {
 		span_start(&call->sc, 0);
 	}
-	bpf_map_update_elem(&sql_calls, &goid, call, BPF_ANY);
+	process_update(&sql_calls, goid, call, BPF_ANY);
 	return 0;
 }
 
@@ -157,7 +157,7 @@ static __always_inline int call_start(struct pt_regs *ctx, enum sql_operation op
 static __always_inline int call_end(struct pt_regs *ctx, __u64 error_itab)
 {
 	__u64 goid = goroutine_id(GO_G(ctx));
-	struct sql_call *call = bpf_map_lookup_elem(&sql_calls, &goid);
+	struct sql_call *call = process_lookup(&sql_calls, goid);
 	struct sql_client_event *e;
 	struct sql_db *info;
 	__u64 db;
@@ -173,7 +173,7 @@ static __always_inline int call_end(struct pt_regs *ctx, __u64 error_itab)
 	e->start_ns = call->start_ns;
 	e->end_ns = bpf_ktime_get_boot_ns();
 	e->error_type = error_itab;
-	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->pid = agent_pid();
 	e->trace_flags = call->sc.flags;
 	__builtin_memcpy(e->trace_id, call->sc.trace_id, sizeof(e->trace_id));
 	__builtin_memcpy(e->span_id, call->sc.span_id, sizeof(e->span_id));
@@ -185,7 +185,7 @@ static __always_inline int call_end(struct pt_regs *ctx, __u64 error_itab)
 	e->_pad = 0;
 
 	db = call->db;
-	info = db ? bpf_map_lookup_elem(&sql_dbs, &db) : 0;
+	info = db ? process_lookup(&sql_dbs, db) : 0;
 	if (info) {
 		e->driver_len = info->driver_len;
 		e->dsn_len = info->dsn_len;
@@ -197,7 +197,7 @@ static __always_inline int call_end(struct pt_regs *ctx, __u64 error_itab)
 	}
 	submit_event(e);
 done:
-	bpf_map_delete_elem(&sql_calls, &goid);
+	process_delete(&sql_calls, goid);
 	return 0;
 }
 
@@ -244,7 +244,7 @@ SEC("uprobe")
 int prepare_return(struct pt_regs *ctx)
 {
 	__u64 goid = goroutine_id(GO_G(ctx)), stmt = GO_PARAM1(ctx);
-	struct sql_call *call = bpf_map_lookup_elem(&sql_calls, &goid);
+	struct sql_call *call = process_lookup(&sql_calls, goid);
 	struct sql_stmt *s;
 	__u32 zero = 0;
 
@@ -254,7 +254,7 @@ int prepare_return(struct pt_regs *ctx)
 		s->query_len = call->query_len;
 		s->_pad = 0;
 		bpf_probe_read_kernel(s->query, sizeof(s->query), call->query);
-		bpf_map_update_elem(&sql_stmts, &stmt, s, BPF_ANY);
+		process_update(&sql_stmts, stmt, s, BPF_ANY);
 	}
 	return call_end(ctx, GO_PARAM2(ctx));
 }
@@ -264,7 +264,7 @@ int prepare_return(struct pt_regs *ctx)
 static __always_inline int stmt_start(struct pt_regs *ctx, enum sql_operation op)
 {
 	__u64 stmt = GO_PARAM1(ctx);
-	struct sql_stmt *s = bpf_map_lookup_elem(&sql_stmts, &stmt);
+	struct sql_stmt *s = process_lookup(&sql_stmts, stmt);
 
 	if (!s)
 		return 0; /* prepared before gotel attached (or by Tx.Stmt): its query is unknown */
@@ -288,7 +288,7 @@ int stmt_close_entry(struct pt_regs *ctx)
 {
 	__u64 stmt = GO_PARAM1(ctx);
 
-	bpf_map_delete_elem(&sql_stmts, &stmt);
+	process_delete(&sql_stmts, stmt);
 	return 0;
 }
 
@@ -303,12 +303,12 @@ SEC("uprobe")
 int begin_return(struct pt_regs *ctx)
 {
 	__u64 goid = goroutine_id(GO_G(ctx)), tx = GO_PARAM1(ctx);
-	struct sql_call *call = bpf_map_lookup_elem(&sql_calls, &goid);
+	struct sql_call *call = process_lookup(&sql_calls, goid);
 
 	if (call && tx) {
 		__u64 db = call->db;
 
-		bpf_map_update_elem(&sql_txs, &tx, &db, BPF_ANY);
+		process_update(&sql_txs, tx, &db, BPF_ANY);
 	}
 	return call_end(ctx, GO_PARAM2(ctx));
 }
@@ -323,12 +323,12 @@ int begin_return(struct pt_regs *ctx)
  */
 static __always_inline int tx_end_start(struct pt_regs *ctx, enum sql_operation op)
 {
-	__u64 tx = GO_PARAM1(ctx), *found = bpf_map_lookup_elem(&sql_txs, &tx), db;
+	__u64 tx = GO_PARAM1(ctx), *found = process_lookup(&sql_txs, tx), db;
 
 	if (!found)
 		return 0; /* ended already, or begun before gotel attached */
 	db = *found;
-	if (bpf_map_delete_elem(&sql_txs, &tx))
+	if (process_delete(&sql_txs, tx))
 		return 0; /* another goroutine ended it first */
 	return call_start(ctx, op, db, 0, tx, 0);
 }
@@ -368,7 +368,7 @@ int open_entry(struct pt_regs *ctx)
 					    sizeof(info->driver));
 	info->dsn_len = read_string_regs(GO_PARAM3(ctx), GO_PARAM4(ctx), info->dsn,
 					 sizeof(info->dsn));
-	bpf_map_update_elem(&sql_opening, &goid, info, BPF_ANY);
+	process_update(&sql_opening, goid, info, BPF_ANY);
 	return 0;
 }
 
@@ -376,10 +376,10 @@ SEC("uprobe")
 int open_return(struct pt_regs *ctx)
 {
 	__u64 goid = goroutine_id(GO_G(ctx)), db = GO_PARAM1(ctx);
-	struct sql_db *info = bpf_map_lookup_elem(&sql_opening, &goid);
+	struct sql_db *info = process_lookup(&sql_opening, goid);
 
 	if (info && db)
-		bpf_map_update_elem(&sql_dbs, &db, info, BPF_ANY);
-	bpf_map_delete_elem(&sql_opening, &goid);
+		process_update(&sql_dbs, db, info, BPF_ANY);
+	process_delete(&sql_opening, goid);
 	return 0;
 }

@@ -39,7 +39,7 @@ static __always_inline void record_call_metrics(struct sql_call *call, __u64 err
 			break;
 		key->word[n++ & (RED_WORD_SIZE - 1)] = c;
 	}
-	info = db ? bpf_map_lookup_elem(&sql_dbs, &db) : 0;
+	info = db ? process_lookup(&sql_dbs, db) : 0;
 	if (info) {
 		red_copy(key->address, info->driver, info->driver_len, RED_ADDRESS_SIZE);
 		red_copy(key->name, info->dsn, info->dsn_len, RED_NAME_SIZE);

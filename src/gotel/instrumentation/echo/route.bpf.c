@@ -53,8 +53,8 @@ int find_return(struct pt_regs *ctx)
 	if (pnames)
 		route.len = read_go_string(c, off_context_path, route.route);
 	if (route.len)
-		bpf_map_update_elem(&shared_http_routes, &goid, &route, BPF_ANY);
+		process_update(&shared_http_routes, goid, &route, BPF_ANY);
 	else
-		bpf_map_delete_elem(&shared_http_routes, &goid); /* a later miss (user re-routing) */
+		process_delete(&shared_http_routes, goid); /* a later miss (user re-routing) */
 	return 0;
 }

@@ -65,7 +65,7 @@ int get_value_return(struct pt_regs *ctx)
 	if (!goid || off_node_value_handlers == GOTEL_OFFSET_ABSENT ||
 	    off_node_value_full_path == GOTEL_OFFSET_ABSENT)
 		return 0;
-	if (bpf_map_lookup_elem(&shared_http_routes, &goid))
+	if (process_lookup(&shared_http_routes, goid))
 		return 0; /* not the request's own lookup (see above) */
 	read_results(ctx, &results);
 	handlers = result_word(&results, off_node_value_handlers / 8); /* the slice's data word */
@@ -78,6 +78,6 @@ int get_value_return(struct pt_regs *ctx)
 		if (n <= HTTP_ROUTE_MAX && !bpf_probe_read_user(route.route, n, (void *)ptr))
 			route.len = len > 0xffffffff ? 0xffffffff : (__u32)len;
 	}
-	bpf_map_update_elem(&shared_http_routes, &goid, &route, BPF_NOEXIST);
+	process_update(&shared_http_routes, goid, &route, BPF_NOEXIST);
 	return 0;
 }

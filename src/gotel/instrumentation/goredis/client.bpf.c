@@ -41,6 +41,8 @@ volatile const __u64 off_base_cmd_args = GOTEL_OFFSET_ABSENT;
 #define GO_IFACE_SIZE 16 /* an interface value: type word, data word */
 
 struct call_key {
+	__u32 tgid; /* first, as in every per-process key (process.h) */
+	__u32 _pad;
 	__u64 goid;
 	__u64 depth; /* g.stack.hi - SP at entry, the same at the RET */
 };
@@ -71,6 +73,7 @@ static __always_inline int call_key(struct pt_regs *ctx, struct call_key *key)
 {
 	__u64 g = GO_G(ctx), hi;
 
+	key->tgid = current_tgid();
 	key->goid = goroutine_id(g);
 	if (!key->goid)
 		return 0;
@@ -170,7 +173,7 @@ static __always_inline void end_call(struct pt_regs *ctx)
 	__builtin_memset(e, 0, sizeof(*e));
 	e->start_ns = call->start_ns;
 	e->end_ns = bpf_ktime_get_boot_ns();
-	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->pid = agent_pid();
 	e->trace_flags = call->sc.flags;
 	e->kind = call->kind;
 	__builtin_memcpy(e->trace_id, call->sc.trace_id, sizeof(e->trace_id));

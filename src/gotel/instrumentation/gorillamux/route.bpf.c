@@ -54,6 +54,6 @@ int request_with_route_entry(struct pt_regs *ctx)
 		return 0;
 	r->len = read_go_string_n(path, off_route_regexp_template, r->route, HTTP_ROUTE_MAX);
 	if (r->len)
-		bpf_map_update_elem(&shared_http_routes, &goid, r, BPF_ANY);
+		process_update(&shared_http_routes, goid, r, BPF_ANY);
 	return 0;
 }

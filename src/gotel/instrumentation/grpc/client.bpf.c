@@ -56,12 +56,12 @@ struct client_call {
 	char method[GRPC_METHOD_SIZE];
 };
 
-GOTEL_LRU_HASH(client_calls, __u64, struct client_call, 16384);
+GOTEL_PROCESS_HASH(client_calls, struct client_call, 16384);
 
-GOTEL_LRU_HASH(client_streams, __u64, struct client_call, 16384);
+GOTEL_PROCESS_HASH(client_streams, struct client_call, 16384);
 
 /* The header fields' array -> the span whose HEADERS they will become. */
-GOTEL_LRU_HASH(client_headers, __u64, struct outgoing_request, 16384);
+GOTEL_PROCESS_HASH(client_headers, struct outgoing_request, 16384);
 
 GOTEL_EVENT_TYPE(grpc_client_event);
 
@@ -89,7 +89,7 @@ static __always_inline void start_call(__u64 g, enum grpc_call_kind kind, __u64 
 
 	if (!goid)
 		return;
-	seen = bpf_map_lookup_elem(&client_calls, &goid);
+	seen = process_lookup(&client_calls, goid);
 	if (seen && seen->cc == cc && seen->ctx == call_ctx && seen->kind == kind)
 		return; /* restarted after a stack growth */
 
@@ -105,7 +105,7 @@ static __always_inline void start_call(__u64 g, enum grpc_call_kind kind, __u64 
 	}
 	/* Copied now: a method string built at run time may be gone by the stream's end. */
 	call.method_len = copy_string(method, method_len, call.method, GRPC_METHOD_SIZE);
-	bpf_map_update_elem(&client_calls, &goid, &call, BPF_ANY);
+	process_update(&client_calls, goid, &call, BPF_ANY);
 }
 
 /* The error is io.EOF (or reads like it): how grpc says a stream ended well. */
@@ -176,7 +176,7 @@ static __always_inline void emit_call(struct client_call *call, __u64 itab, __u6
 		return;
 	e->start_ns = call->start_ns;
 	e->end_ns = bpf_ktime_get_boot_ns();
-	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->pid = agent_pid();
 	e->trace_flags = call->sc.flags;
 	e->kind = call->kind;
 	__builtin_memcpy(e->trace_id, call->sc.trace_id, sizeof(e->trace_id));
@@ -205,13 +205,13 @@ SEC("uprobe")
 int invoke_return(struct pt_regs *ctx)
 {
 	__u64 goid = goroutine_id(GO_G(ctx));
-	struct client_call *call = bpf_map_lookup_elem(&client_calls, &goid);
+	struct client_call *call = process_lookup(&client_calls, goid);
 
 	if (!call || call->kind != GRPC_CALL_UNARY)
 		return 0;
 	/* Result: error in RAX (itab), RBX (data). */
 	emit_call(call, GO_PARAM1(ctx), GO_PARAM2(ctx), 0);
-	bpf_map_delete_elem(&client_calls, &goid);
+	process_delete(&client_calls, goid);
 	return 0;
 }
 
@@ -229,12 +229,12 @@ SEC("uprobe")
 int new_attempt_entry(struct pt_regs *ctx)
 {
 	__u64 goid = goroutine_id(GO_G(ctx)), cs = GO_PARAM1(ctx);
-	struct client_call *call = bpf_map_lookup_elem(&client_calls, &goid);
+	struct client_call *call = process_lookup(&client_calls, goid);
 
 	if (!call || call->kind != GRPC_CALL_STREAM || call->cs || !cs)
 		return 0; /* a unary call, or a retry of a stream already bound */
 	call->cs = cs;
-	bpf_map_update_elem(&client_streams, &cs, call, BPF_ANY);
+	process_update(&client_streams, cs, call, BPF_ANY);
 	return 0;
 }
 
@@ -242,7 +242,7 @@ SEC("uprobe")
 int new_stream_return(struct pt_regs *ctx)
 {
 	__u64 goid = goroutine_id(GO_G(ctx));
-	struct client_call *call = bpf_map_lookup_elem(&client_calls, &goid), *stream;
+	struct client_call *call = process_lookup(&client_calls, goid), *stream;
 	/* Results: ClientStream in RAX, RBX; error in RCX (itab), RDI (data). */
 	__u64 itab = GO_PARAM3(ctx), err = GO_PARAM4(ctx), cs;
 
@@ -254,14 +254,14 @@ int new_stream_return(struct pt_regs *ctx)
 		emit_call(call, itab, err, 0);
 	} else if (itab) {
 		/* Failed after the first attempt; unless finish already ended the span. */
-		stream = bpf_map_lookup_elem(&client_streams, &cs);
+		stream = process_lookup(&client_streams, cs);
 		if (stream) {
 			emit_call(stream, itab, err, 0);
-			bpf_map_delete_elem(&client_streams, &cs);
+			process_delete(&client_streams, cs);
 		}
 	}
 	/* Otherwise the stream is open: its span ends in finish. */
-	bpf_map_delete_elem(&client_calls, &goid);
+	process_delete(&client_calls, goid);
 	return 0;
 }
 
@@ -270,12 +270,12 @@ int stream_finish_entry(struct pt_regs *ctx)
 {
 	/* (cs *clientStream, err error): runs once per stream, on whichever goroutine ends it. */
 	__u64 cs = GO_PARAM1(ctx);
-	struct client_call *stream = bpf_map_lookup_elem(&client_streams, &cs);
+	struct client_call *stream = process_lookup(&client_streams, cs);
 
 	if (!stream)
 		return 0;
 	emit_call(stream, GO_PARAM2(ctx), GO_PARAM3(ctx), 1);
-	bpf_map_delete_elem(&client_streams, &cs);
+	process_delete(&client_streams, cs);
 	return 0;
 }
 
@@ -284,14 +284,14 @@ SEC("uprobe")
 int create_header_fields_return(struct pt_regs *ctx)
 {
 	__u64 goid = goroutine_id(GO_G(ctx)), fields = GO_PARAM1(ctx);
-	struct client_call *call = bpf_map_lookup_elem(&client_calls, &goid);
+	struct client_call *call = process_lookup(&client_calls, goid);
 	struct outgoing_request out = {};
 
 	if (!call || !fields)
 		return 0;
 	out.sc = call->sc;
 	out.start_ns = bpf_ktime_get_boot_ns();
-	bpf_map_update_elem(&client_headers, &fields, &out, BPF_ANY);
+	process_update(&client_headers, fields, &out, BPF_ANY);
 	return 0;
 }
 
@@ -357,7 +357,7 @@ int write_header_entry(struct pt_regs *ctx)
 {
 	/* (l *loopyWriter, streamID uint32, endStream bool, hf []hpack.HeaderField, onWrite) */
 	__u64 loopy = GO_PARAM1(ctx), fields = GO_PARAM4(ctx), nfields = GO_PARAM5(ctx);
-	struct outgoing_stream_key key = {.g = GO_G(ctx), .stream_id = (__u32)GO_PARAM2(ctx)};
+	struct outgoing_stream_key key = {.tgid = current_tgid(), .g = GO_G(ctx), .stream_id = (__u32)GO_PARAM2(ctx)};
 	struct outgoing_stream stream = {};
 	struct outgoing_request *out;
 
@@ -365,7 +365,7 @@ int write_header_entry(struct pt_regs *ctx)
 	if (off_loopy_side != GOTEL_OFFSET_ABSENT &&
 	    read_ptr_field(loopy, off_loopy_side) != LOOPY_CLIENT_SIDE)
 		return 0;
-	out = bpf_map_lookup_elem(&client_headers, &fields);
+	out = process_lookup(&client_headers, fields);
 	if (!out)
 		return 0;
 	stream.req = *out;
@@ -373,6 +373,6 @@ int write_header_entry(struct pt_regs *ctx)
 	/* Metadata the caller set itself: its traceparent goes out as it is. */
 	stream.own_traceparent = has_traceparent(fields, nfields);
 	bpf_map_update_elem(&shared_outgoing_streams, &key, &stream, BPF_ANY);
-	bpf_map_delete_elem(&client_headers, &fields);
+	process_delete(&client_headers, fields);
 	return 0;
 }

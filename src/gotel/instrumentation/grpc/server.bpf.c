@@ -72,6 +72,8 @@ static const char grpc_status_name[] = "grpc-status";
 
 /* A stream of one connection: HTTP/2 stream ids repeat across connections. */
 struct stream_key {
+	__u32 tgid; /* first, as in every per-process key (process.h) */
+	__u32 _pad;
 	__u64 transport; /* *http2Server */
 	__u64 id;
 };
@@ -106,7 +108,7 @@ struct server_rpc {
 
 GOTEL_LRU_HASH(incoming_streams, struct stream_key, struct incoming_stream, 16384);
 
-GOTEL_LRU_HASH(server_rpcs, __u64, struct server_rpc, 16384);
+GOTEL_PROCESS_HASH(server_rpcs, struct server_rpc, 16384);
 
 /* Room to assemble an incoming_stream off the 512-byte stack, which the header buffers use. */
 struct {
@@ -263,7 +265,7 @@ SEC("uprobe")
 int operate_headers_entry(struct pt_regs *ctx)
 {
 	__u64 transport = GO_PARAM1(ctx), frame = headers_frame(ctx), headers;
-	struct stream_key key = {.transport = transport};
+	struct stream_key key = {.tgid = current_tgid(), .transport = transport};
 	struct incoming_stream *in;
 	__u32 zero = 0;
 
@@ -293,13 +295,14 @@ int handle_stream_entry(struct pt_regs *ctx)
 	if (!goid || !common)
 		return 0;
 	/* A stack growth restarts the function: keep the first entry's ids. */
-	seen = bpf_map_lookup_elem(&server_rpcs, &goid);
+	seen = process_lookup(&server_rpcs, goid);
 	if (seen && seen->stream == stream)
 		return 0;
 
 	rpc.start_ns = bpf_ktime_get_boot_ns();
 	rpc.stream = stream;
 	/* The ServerTransport's data word: the *http2Server operateHeaders ran on. */
+	rpc.key.tgid = current_tgid();
 	rpc.key.transport = GO_PARAM3(ctx);
 	rpc.key.id = read_u32(field_addr(common, off_stream_id));
 	in = bpf_map_lookup_elem(&incoming_streams, &rpc.key);
@@ -313,11 +316,11 @@ int handle_stream_entry(struct pt_regs *ctx)
 	}
 	if (off_stream_ctx != GOTEL_OFFSET_ABSENT)
 		rpc.ctx = read_u64(common + off_stream_ctx + 8);
-	bpf_map_update_elem(&server_rpcs, &goid, &rpc, BPF_ANY);
+	process_update(&server_rpcs, goid, &rpc, BPF_ANY);
 	/* The handler's work (its context derives from the stream's) nests under the span. */
-	bpf_map_update_elem(&shared_goroutine_spans, &goid, &rpc.sc, BPF_ANY);
+	process_update(&shared_goroutine_spans, goid, &rpc.sc, BPF_ANY);
 	if (rpc.ctx)
-		bpf_map_update_elem(&shared_context_spans, &rpc.ctx, &rpc.sc, BPF_ANY);
+		process_update(&shared_context_spans, rpc.ctx, &rpc.sc, BPF_ANY);
 	return 0;
 }
 
@@ -358,7 +361,7 @@ int finish_stream_entry(struct pt_regs *ctx)
 	__u64 goid = goroutine_id(GO_G(ctx)), stream = GO_PARAM2(ctx), hdr = GO_PARAM5(ctx);
 	__u64 off_hf = off_server_headers_hf != GOTEL_OFFSET_ABSENT ? off_server_headers_hf
 								     : off_header_frame_hf;
-	struct server_rpc *rpc = bpf_map_lookup_elem(&server_rpcs, &goid);
+	struct server_rpc *rpc = process_lookup(&server_rpcs, goid);
 	int code;
 
 	/* writeStatus runs on the handler goroutine; anything else is not our RPC's status. */
@@ -378,7 +381,7 @@ static __always_inline void fill_server_event(struct grpc_server_event *e, struc
 
 	e->start_ns = rpc->start_ns;
 	e->end_ns = bpf_ktime_get_boot_ns();
-	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->pid = agent_pid();
 	e->trace_flags = rpc->sc.flags;
 	e->remote_parent = rpc->remote_parent;
 	e->status_source = rpc->status_source;
@@ -411,14 +414,14 @@ SEC("uprobe")
 int handle_stream_return(struct pt_regs *ctx)
 {
 	__u64 goid = goroutine_id(GO_G(ctx));
-	struct server_rpc *rpc = bpf_map_lookup_elem(&server_rpcs, &goid);
+	struct server_rpc *rpc = process_lookup(&server_rpcs, goid);
 	struct grpc_server_event *e;
 
 	if (!rpc)
 		return 0;
-	bpf_map_delete_elem(&shared_goroutine_spans, &goid);
+	process_delete(&shared_goroutine_spans, goid);
 	if (rpc->ctx)
-		bpf_map_delete_elem(&shared_context_spans, &rpc->ctx);
+		process_delete(&shared_context_spans, rpc->ctx);
 	record_server_metrics(rpc);
 	if (!(rpc->sc.flags & TRACE_FLAG_SAMPLED))
 		goto done;
@@ -429,6 +432,6 @@ int handle_stream_return(struct pt_regs *ctx)
 	submit_event(e);
 done:
 	bpf_map_delete_elem(&incoming_streams, &rpc->key);
-	bpf_map_delete_elem(&server_rpcs, &goid);
+	process_delete(&server_rpcs, goid);
 	return 0;
 }

@@ -20,4 +20,4 @@ struct http_route {
 	char route[HTTP_ROUTE_MAX];
 };
 
-GOTEL_LRU_HASH(shared_http_routes, __u64 /* goid */, struct http_route, 16384);
+GOTEL_PROCESS_HASH(shared_http_routes, struct http_route, 16384);

@@ -4,6 +4,8 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
+#include "process.h"
+
 /*
  * A hash map that evicts its least recently used entries when full: state keyed by a
  * goroutine, request or object whose end gotel may never see (it attached mid-call, the
@@ -16,3 +18,7 @@
 		__type(key, key_type);                      \
 		__type(value, value_type);                  \
 	} name SEC(".maps")
+
+/* An LRU hash of per-process state (struct process_key: tgid, then a goid or address). */
+#define GOTEL_PROCESS_HASH(name, value_type, entries) \
+	GOTEL_LRU_HASH(name, struct process_key, value_type, entries)

@@ -33,12 +33,12 @@ struct outgoing_request {
 	__u32 _pad;
 };
 
-GOTEL_LRU_HASH(shared_outgoing, __u64 /* goroutine (g pointer) */, struct outgoing_request, 16384);
+GOTEL_PROCESS_HASH(shared_outgoing, struct outgoing_request, 16384);
 
 struct outgoing_stream_key {
-	__u64 g;	 /* the goroutine that will write the stream's HEADERS frame */
+	__u32 tgid;	 /* first, as in every per-process key (process.h) */
 	__u32 stream_id; /* the HTTP/2 stream */
-	__u32 _pad;	 /* zero: hashed with the rest */
+	__u64 g;	 /* the goroutine that will write the stream's HEADERS frame */
 };
 
 struct outgoing_stream {

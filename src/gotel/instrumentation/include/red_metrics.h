@@ -15,6 +15,8 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
+#include "process.h"
+
 #define RED_MAX_BOUNDS 16
 #define RED_WORD_SIZE 16
 #define RED_NAME_SIZE 128
@@ -51,11 +53,12 @@ struct {
 	__type(value, struct red_histogram);
 } red_metrics SEC(".maps");
 
-/* Requests whose series found the map full (the otel.metric.overflow series). */
+/* Requests whose series found the map full (the otel.metric.overflow series), per process:
+ * one object counts for every process of its layout. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32 /* pid, as in red_key */);
 	__type(value, struct red_histogram);
 } red_overflow SEC(".maps");
 
@@ -84,7 +87,7 @@ static __always_inline struct red_key *red_key_begin(void)
 	if (!s)
 		return 0;
 	__builtin_memset(&s->key, 0, sizeof(s->key));
-	s->key.pid = bpf_get_current_pid_tgid() >> 32;
+	s->key.pid = agent_pid();
 	return &s->key;
 }
 
@@ -123,15 +126,20 @@ static __always_inline void red_record(struct red_key *key, __u64 duration_ns)
 {
 	struct red_scratch *s = (struct red_scratch *)key; /* the key is the scratch's first member */
 	struct red_histogram *h = bpf_map_lookup_elem(&red_metrics, key);
-	__u32 zero = 0;
+	__u32 pid = key->pid;
 
 	if (!h) {
 		/* EEXIST: another CPU made it first. E2BIG: the map is full. */
 		bpf_map_update_elem(&red_metrics, key, &s->zero, BPF_NOEXIST);
 		h = bpf_map_lookup_elem(&red_metrics, key);
 	}
-	if (!h)
-		h = bpf_map_lookup_elem(&red_overflow, &zero);
+	if (!h) {
+		h = bpf_map_lookup_elem(&red_overflow, &pid);
+		if (!h) {
+			bpf_map_update_elem(&red_overflow, &pid, &s->zero, BPF_NOEXIST);
+			h = bpf_map_lookup_elem(&red_overflow, &pid);
+		}
+	}
 	if (h)
 		red_add(h, duration_ns);
 }

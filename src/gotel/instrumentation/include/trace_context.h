@@ -37,13 +37,13 @@ volatile const __u64 sampler_threshold = 0;
 volatile const __u64 off_context_parent = GOTEL_OFFSET_ABSENT;
 
 /* The active span of each goroutine that is serving a request. */
-GOTEL_LRU_HASH(shared_goroutine_spans, __u64 /* goid */, struct span_context, 32768);
+GOTEL_PROCESS_HASH(shared_goroutine_spans, struct span_context, 32768);
 
 /* Spans by the context.Context data pointer that carries them. */
-GOTEL_LRU_HASH(shared_context_spans, __u64 /* context data word */, struct span_context, 32768);
+GOTEL_PROCESS_HASH(shared_context_spans, struct span_context, 32768);
 
 /* goid -> parent goid, for goroutines started below the first level. */
-GOTEL_LRU_HASH(shared_goroutine_parents, __u64, __u64, 65536);
+GOTEL_PROCESS_HASH(shared_goroutine_parents, __u64, 65536);
 
 static __always_inline int sample_root(const __u8 *trace_id)
 {
@@ -97,7 +97,7 @@ static __always_inline int find_context_span(__u64 ctx, struct span_context *out
 	if (off_context_parent == GOTEL_OFFSET_ABSENT)
 		return 0;
 	for (int i = 0; i < CONTEXT_WALK_DEPTH && ctx; i++) {
-		sc = bpf_map_lookup_elem(&shared_context_spans, &ctx);
+		sc = process_lookup(&shared_context_spans, ctx);
 		if (sc) {
 			*out = *sc;
 			return 1;
@@ -115,7 +115,7 @@ static __always_inline int find_goroutine_span(__u64 g, __u64 goid, struct span_
 	__u64 *up, id = goid;
 
 	for (int i = 0; i < LINEAGE_WALK_DEPTH && id; i++) {
-		sc = bpf_map_lookup_elem(&shared_goroutine_spans, &id);
+		sc = process_lookup(&shared_goroutine_spans, id);
 		if (sc) {
 			*out = *sc;
 			return 1;
@@ -125,7 +125,7 @@ static __always_inline int find_goroutine_span(__u64 g, __u64 goid, struct span_
 			id = goroutine_parent_id(g);
 			continue;
 		}
-		up = bpf_map_lookup_elem(&shared_goroutine_parents, &id);
+		up = process_lookup(&shared_goroutine_parents, id);
 		id = up ? *up : 0;
 	}
 	return 0;

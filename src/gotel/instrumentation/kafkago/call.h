@@ -15,6 +15,8 @@
 #define G_STACK_HI 8
 
 struct call_key {
+	__u32 tgid; /* first, as in every per-process key (process.h) */
+	__u32 _pad;
 	__u64 goid;
 	__u64 depth; /* g.stack.hi - SP at entry, the same at the RET */
 };
@@ -37,6 +39,7 @@ static __always_inline int call_key(struct pt_regs *ctx, struct call_key *key)
 {
 	__u64 g = GO_G(ctx), hi;
 
+	key->tgid = current_tgid();
 	key->goid = goroutine_id(g);
 	if (!key->goid)
 		return 0;
@@ -83,7 +86,7 @@ static __always_inline struct kafka_event *new_event(const struct kafka_call *ca
 	__builtin_memset(e, 0, sizeof(*e));
 	e->start_ns = call->start_ns;
 	e->end_ns = bpf_ktime_get_boot_ns();
-	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->pid = agent_pid();
 	e->kind = call->kind;
 	e->partition = -1;
 	e->offset = -1;

@@ -49,10 +49,10 @@ struct client_request {
 	__u8 parent_span_id[SPAN_ID_SIZE];
 };
 
-GOTEL_LRU_HASH(client_requests, __u64, struct client_request, 16384);
+GOTEL_PROCESS_HASH(client_requests, struct client_request, 16384);
 
 /* *http.Request -> its client span, for the write goroutine. */
-GOTEL_LRU_HASH(client_spans_by_request, __u64, struct span_context, 16384);
+GOTEL_PROCESS_HASH(client_spans_by_request, struct span_context, 16384);
 
 GOTEL_EVENT_TYPE(http_client_event);
 
@@ -66,7 +66,7 @@ int round_trip_entry(struct pt_regs *ctx)
 
 	if (!goid)
 		return 0;
-	seen = bpf_map_lookup_elem(&client_requests, &goid);
+	seen = process_lookup(&client_requests, goid);
 	if (seen && seen->request == request)
 		return 0; /* restarted after a stack growth */
 
@@ -80,8 +80,8 @@ int round_trip_entry(struct pt_regs *ctx)
 	} else {
 		span_start(&req.sc, 0);
 	}
-	bpf_map_update_elem(&client_requests, &goid, &req, BPF_ANY);
-	bpf_map_update_elem(&client_spans_by_request, &request, &req.sc, BPF_ANY);
+	process_update(&client_requests, goid, &req, BPF_ANY);
+	process_update(&client_spans_by_request, request, &req.sc, BPF_ANY);
 	return 0;
 }
 
@@ -92,14 +92,14 @@ SEC("uprobe")
 int round_trip_return(struct pt_regs *ctx)
 {
 	__u64 goid = goroutine_id(GO_G(ctx));
-	struct client_request *req = bpf_map_lookup_elem(&client_requests, &goid);
+	struct client_request *req = process_lookup(&client_requests, goid);
 	struct http_client_event *e;
 	__u64 request, url, response;
 
 	if (!req)
 		return 0;
 	request = req->request;
-	bpf_map_delete_elem(&client_spans_by_request, &request);
+	process_delete(&client_spans_by_request, request);
 	record_client_metrics(ctx, req);
 	if (!(req->sc.flags & TRACE_FLAG_SAMPLED))
 		goto done;
@@ -108,7 +108,7 @@ int round_trip_return(struct pt_regs *ctx)
 		goto done;
 	e->start_ns = req->start_ns;
 	e->end_ns = bpf_ktime_get_boot_ns();
-	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->pid = agent_pid();
 	e->trace_flags = req->sc.flags;
 	__builtin_memcpy(e->trace_id, req->sc.trace_id, sizeof(e->trace_id));
 	__builtin_memcpy(e->span_id, req->sc.span_id, sizeof(e->span_id));
@@ -130,7 +130,7 @@ int round_trip_return(struct pt_regs *ctx)
 	e->has_userinfo = read_ptr_field(url, off_url_user) != 0;
 	submit_event(e);
 done:
-	bpf_map_delete_elem(&client_requests, &goid);
+	process_delete(&client_requests, goid);
 	return 0;
 }
 
@@ -139,14 +139,14 @@ SEC("uprobe")
 int request_write_entry(struct pt_regs *ctx)
 {
 	__u64 request = GO_PARAM1(ctx), g = GO_G(ctx);
-	struct span_context *sc = bpf_map_lookup_elem(&client_spans_by_request, &request);
+	struct span_context *sc = process_lookup(&client_spans_by_request, request);
 	struct outgoing_request out = {};
 
 	if (!sc)
 		return 0;
 	out.sc = *sc;
 	out.start_ns = bpf_ktime_get_boot_ns();
-	bpf_map_update_elem(&shared_outgoing, &g, &out, BPF_ANY);
+	process_update(&shared_outgoing, g, &out, BPF_ANY);
 	return 0;
 }
 
@@ -173,8 +173,8 @@ int write_headers_entry(struct pt_regs *ctx)
 {
 	__u64 g = GO_G(ctx), conn = GO_PARAM1(ctx);
 	__u64 caller = goroutine_parent_id(g);
-	struct outgoing_stream_key key = {.g = g, .stream_id = (__u32)GO_PARAM2(ctx)};
-	struct client_request *req = caller ? bpf_map_lookup_elem(&client_requests, &caller) : 0;
+	struct outgoing_stream_key key = {.tgid = current_tgid(), .g = g, .stream_id = (__u32)GO_PARAM2(ctx)};
+	struct client_request *req = caller ? process_lookup(&client_requests, caller) : 0;
 	struct outgoing_stream stream = {};
 	__u8 value[HEADER_VALUE_MAX];
 
@@ -193,7 +193,7 @@ int write_headers_entry(struct pt_regs *ctx)
 		struct outgoing_request marker = {.sc = req->sc, .tls = 1};
 
 		marker.start_ns = bpf_ktime_get_boot_ns();
-		bpf_map_update_elem(&shared_outgoing, &g, &marker, BPF_ANY);
+		process_update(&shared_outgoing, g, &marker, BPF_ANY);
 		return 0;
 	}
 	stream.req.sc = req->sc;

@@ -77,7 +77,7 @@ enum response_writer {
 	WRITER_XH2_STATE = 1,
 };
 
-GOTEL_LRU_HASH(server_requests, __u64, struct server_request, 16384);
+GOTEL_PROCESS_HASH(server_requests, struct server_request, 16384);
 
 GOTEL_EVENT_TYPE(http_server_event);
 _Static_assert(HTTP_ROUTE_MAX == HTTP_ROUTE_SIZE, "a router's route fills the event's route");
@@ -118,7 +118,7 @@ static __always_inline int start_request(struct pt_regs *ctx, __u64 request, __u
 		return 0;
 	/* A stack growth restarts the function, x/net's runHandler calls ServeHTTP: keep the
 	 * first entry's ids. */
-	seen = bpf_map_lookup_elem(&server_requests, &goid);
+	seen = process_lookup(&server_requests, goid);
 	if (seen && seen->request == request)
 		return 0;
 	if (is_h2c_preface(request))
@@ -137,11 +137,11 @@ static __always_inline int start_request(struct pt_regs *ctx, __u64 request, __u
 	}
 	if (off_request_ctx != GOTEL_OFFSET_ABSENT)
 		req.ctx = read_u64(request + off_request_ctx + 8);
-	bpf_map_update_elem(&server_requests, &goid, &req, BPF_ANY);
-	bpf_map_delete_elem(&shared_http_routes, &goid); /* never a previous request's route */
-	bpf_map_update_elem(&shared_goroutine_spans, &goid, &req.sc, BPF_ANY);
+	process_update(&server_requests, goid, &req, BPF_ANY);
+	process_delete(&shared_http_routes, goid); /* never a previous request's route */
+	process_update(&shared_goroutine_spans, goid, &req.sc, BPF_ANY);
 	if (req.ctx)
-		bpf_map_update_elem(&shared_context_spans, &req.ctx, &req.sc, BPF_ANY);
+		process_update(&shared_context_spans, req.ctx, &req.sc, BPF_ANY);
 	return 0;
 }
 
@@ -201,16 +201,16 @@ SEC("uprobe")
 int serve_http_return(struct pt_regs *ctx)
 {
 	__u64 goid = goroutine_id(GO_G(ctx));
-	struct server_request *req = bpf_map_lookup_elem(&server_requests, &goid);
+	struct server_request *req = process_lookup(&server_requests, goid);
 	struct http_server_event *e;
 	struct http_route *routed;
 	__u64 request, url;
 
 	if (!req)
 		return 0;
-	bpf_map_delete_elem(&shared_goroutine_spans, &goid);
+	process_delete(&shared_goroutine_spans, goid);
 	if (req->ctx)
-		bpf_map_delete_elem(&shared_context_spans, &req->ctx);
+		process_delete(&shared_context_spans, req->ctx);
 	record_server_metrics(req, goid);
 	if (!(req->sc.flags & TRACE_FLAG_SAMPLED))
 		goto done;
@@ -221,7 +221,7 @@ int serve_http_return(struct pt_regs *ctx)
 	request = req->request;
 	e->start_ns = req->start_ns;
 	e->end_ns = bpf_ktime_get_boot_ns();
-	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->pid = agent_pid();
 	e->trace_flags = req->sc.flags;
 	e->remote_parent = req->remote_parent;
 	__builtin_memcpy(e->trace_id, req->sc.trace_id, sizeof(e->trace_id));
@@ -236,7 +236,7 @@ int serve_http_return(struct pt_regs *ctx)
 	e->host_len = read_go_string(request, off_request_host, e->host);
 	e->remote_addr_len = read_go_string(request, off_request_remote_addr, e->remote_addr);
 	/* A router's matched route is the more specific one (a ServeMux may only mount it). */
-	routed = bpf_map_lookup_elem(&shared_http_routes, &goid);
+	routed = process_lookup(&shared_http_routes, goid);
 	if (routed && routed->len) {
 		e->route_len = routed->len;
 		bpf_probe_read_kernel(e->route, sizeof(e->route), routed->route);
@@ -248,7 +248,7 @@ int serve_http_return(struct pt_regs *ctx)
 	e->query_len = read_go_string(url, off_url_raw_query, e->query);
 	submit_event(e);
 done:
-	bpf_map_delete_elem(&shared_http_routes, &goid);
-	bpf_map_delete_elem(&server_requests, &goid);
+	process_delete(&shared_http_routes, goid);
+	process_delete(&server_requests, goid);
 	return 0;
 }

@@ -36,7 +36,7 @@ static __always_inline void record_server_metrics(struct server_request *req, __
 	if (read_ptr_field(request, off_request_tls))
 		key->outcome = HTTP_SERVER_TLS;
 	read_go_string(request, off_request_method, key->word);
-	routed = bpf_map_lookup_elem(&shared_http_routes, &goid);
+	routed = process_lookup(&shared_http_routes, goid);
 	if (routed && routed->len)
 		red_copy(key->name, routed->route, routed->len, RED_NAME_SIZE);
 	else

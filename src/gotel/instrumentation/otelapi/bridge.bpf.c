@@ -42,10 +42,10 @@ volatile const __u64 off_value_stringly = GOTEL_OFFSET_ABSENT;
 volatile const __u64 off_value_slice = GOTEL_OFFSET_ABSENT;
 
 /* newSpan in progress, by goroutine, until its RET names the span. */
-GOTEL_LRU_HASH(otel_starting, __u64, struct otel_span_event, 512);
+GOTEL_PROCESS_HASH(otel_starting, struct otel_span_event, 512);
 
 /* Open spans by their data pointer (a nonRecordingSpan on the heap). ~2.4 KiB each. */
-GOTEL_LRU_HASH(otel_spans, __u64, struct otel_span_event, 2048);
+GOTEL_PROCESS_HASH(otel_spans, struct otel_span_event, 2048);
 
 /* Too big for the BPF stack: built here, then copied into the maps. */
 struct {
@@ -224,7 +224,7 @@ int new_span_entry(struct pt_regs *ctx)
 
 	if (!goid)
 		return 0;
-	seen = bpf_map_lookup_elem(&otel_starting, &goid);
+	seen = process_lookup(&otel_starting, goid);
 	if (seen && seen->name_ptr == name_ptr && seen->opts_ptr == opts)
 		return 0; /* restarted after a stack growth */
 	s = bpf_map_lookup_elem(&otel_scratch, &zero);
@@ -235,7 +235,7 @@ int new_span_entry(struct pt_regs *ctx)
 	s->context = 0;
 	s->name_ptr = name_ptr;
 	s->opts_ptr = opts;
-	s->pid = bpf_get_current_pid_tgid() >> 32;
+	s->pid = agent_pid();
 	s->name_len = copy_text(name_ptr, GO_PARAM6(ctx), s->name, OTEL_NAME_SIZE);
 	s->status_len = s->status_code = 0;
 	s->attr_count = s->attrs_dropped = s->option_count = 0;
@@ -254,7 +254,7 @@ int new_span_entry(struct pt_regs *ctx)
 	s->trace_flags = sc.flags;
 
 	read_options(ctx, s, opts, (__s64)GO_PARAM8(ctx));
-	bpf_map_update_elem(&otel_starting, &goid, s, BPF_ANY);
+	process_update(&otel_starting, goid, s, BPF_ANY);
 	return 0;
 }
 
@@ -263,22 +263,22 @@ int new_span_return(struct pt_regs *ctx)
 {
 	__u64 goid = goroutine_id(GO_G(ctx));
 	__u64 span = GO_PARAM4(ctx), retctx = GO_PARAM2(ctx); /* (ctx itab, data, span itab, data) */
-	struct otel_span_event *s = bpf_map_lookup_elem(&otel_starting, &goid);
+	struct otel_span_event *s = process_lookup(&otel_starting, goid);
 	struct span_context sc = {};
 
 	if (!s)
 		return 0;
 	if (span) {
 		s->context = retctx;
-		bpf_map_update_elem(&otel_spans, &span, s, BPF_ANY);
+		process_update(&otel_spans, span, s, BPF_ANY);
 		if (retctx) {
 			__builtin_memcpy(sc.trace_id, s->trace_id, TRACE_ID_SIZE);
 			__builtin_memcpy(sc.span_id, s->span_id, SPAN_ID_SIZE);
 			sc.flags = s->trace_flags;
-			bpf_map_update_elem(&shared_context_spans, &retctx, &sc, BPF_ANY);
+			process_update(&shared_context_spans, retctx, &sc, BPF_ANY);
 		}
 	}
-	bpf_map_delete_elem(&otel_starting, &goid);
+	process_delete(&otel_starting, goid);
 	return 0;
 }
 
@@ -287,7 +287,7 @@ SEC("uprobe")
 int set_attributes_entry(struct pt_regs *ctx)
 {
 	__u64 span = GO_PARAM1(ctx);
-	struct otel_span_event *s = bpf_map_lookup_elem(&otel_spans, &span);
+	struct otel_span_event *s = process_lookup(&otel_spans, span);
 
 	if (s)
 		append_attributes(s, GO_PARAM2(ctx), (__s64)GO_PARAM3(ctx));
@@ -300,7 +300,7 @@ int set_status_entry(struct pt_regs *ctx)
 {
 	__u64 span = GO_PARAM1(ctx);
 	__u32 code = GO_PARAM2(ctx);
-	struct otel_span_event *s = bpf_map_lookup_elem(&otel_spans, &span);
+	struct otel_span_event *s = process_lookup(&otel_spans, span);
 
 	/* As the SDK does: Ok is final, Unset changes nothing, a description is for Error only. */
 	if (!s || s->status_code == 2 || code == 0 || code > 2)
@@ -316,7 +316,7 @@ SEC("uprobe")
 int set_name_entry(struct pt_regs *ctx)
 {
 	__u64 span = GO_PARAM1(ctx);
-	struct otel_span_event *s = bpf_map_lookup_elem(&otel_spans, &span);
+	struct otel_span_event *s = process_lookup(&otel_spans, span);
 
 	if (s)
 		s->name_len = copy_text(GO_PARAM2(ctx), (__s64)GO_PARAM3(ctx), s->name,
@@ -329,7 +329,7 @@ SEC("uprobe")
 int end_entry(struct pt_regs *ctx)
 {
 	__u64 span = GO_PARAM1(ctx), retctx;
-	struct otel_span_event *s = bpf_map_lookup_elem(&otel_spans, &span), *e = 0;
+	struct otel_span_event *s = process_lookup(&otel_spans, span), *e = 0;
 
 	if (!s)
 		return 0; /* started before gotel attached, or ended already */
@@ -341,9 +341,9 @@ int end_entry(struct pt_regs *ctx)
 			bpf_probe_read_kernel(e, sizeof(*e), s);
 	}
 	if (retctx)
-		bpf_map_delete_elem(&shared_context_spans, &retctx);
+		process_delete(&shared_context_spans, retctx);
 	/* Deleting is atomic: of two concurrent Ends one emits. */
-	if (bpf_map_delete_elem(&otel_spans, &span)) {
+	if (process_delete(&otel_spans, span)) {
 		if (e)
 			bpf_ringbuf_discard(e, 0);
 		return 0;

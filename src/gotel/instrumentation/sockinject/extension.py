@@ -10,8 +10,10 @@ connect across services.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 
+from gotel.ebpf.cgroup import cgroup2_dir
 from gotel.errors import GotelError
 from gotel.instrumentation.sockinject.injector import OUTGOING_MAP, SocketInjector, check_kernel
 
@@ -19,31 +21,70 @@ log = logging.getLogger(__name__)
 
 
 class RunningInjector:
-    def __init__(self, injector: SocketInjector) -> None:
-        self.injector = injector
+    """One process's share of its cgroup's injector."""
+
+    def __init__(self, owner: TraceparentOut, cgroup: str, pid: int) -> None:
+        self.owner, self.cgroup, self.pid = owner, cgroup, pid
 
     def counters(self) -> dict[str, int]:
-        return self.injector.reasons()
+        injector = self.owner.injectors.get(self.cgroup)
+        return injector.reasons(self.pid) if injector is not None else {}
 
     def close(self) -> None:
-        self.injector.close()
+        self.owner.leave(self.cgroup, self.pid)
 
 
 class TraceparentOut:
+    """One injector (a sockops and an sk_msg program) per cgroup, whatever the number of
+    target processes in it: each program runs for every socket of its cgroup, so a second
+    pair for the same cgroup would only double the work."""
+
     name = "traceparent out"
     report = "traceparent insertion"
+
+    def __init__(self) -> None:
+        self.injectors: dict[str, SocketInjector] = {}  # cgroup path -> its injector
+        self._lock = threading.Lock()  # started and closed from several threads
 
     def start(self, pid: int, shared_maps: Mapping[str, int]) -> RunningInjector | None:
         if OUTGOING_MAP not in shared_maps:
             return None  # no probe of this process says which span a request belongs to
-        injector = SocketInjector(pid, shared_maps=shared_maps)
         try:
-            injector.attach()
+            cgroup = str(cgroup2_dir(pid))
         except GotelError as exc:
-            injector.close()
             log.warning("pid %d: outgoing traceparent off: %s", pid, exc)
             return None
-        return RunningInjector(injector)
+        with self._lock:
+            injector = self.injectors.get(cgroup)
+            try:
+                if injector is not None:
+                    added = injector.add_target(pid)
+                    log.info("pid %d: traceparent injection joined cgroup %s's (%d open "
+                             "connections added)", pid, cgroup, added)
+                else:
+                    injector = SocketInjector(pid, shared_maps=shared_maps)
+                    try:
+                        injector.attach()
+                    except BaseException:
+                        injector.close()
+                        raise
+                    self.injectors[cgroup] = injector
+            except GotelError as exc:
+                log.warning("pid %d: outgoing traceparent off: %s", pid, exc)
+                return None
+        return RunningInjector(self, cgroup, pid)
+
+    def leave(self, cgroup: str, pid: int) -> None:
+        """The process is detached: the cgroup's injector stops serving it, and goes when
+        no process is left."""
+        with self._lock:
+            injector = self.injectors.get(cgroup)
+            if injector is None:
+                return
+            injector.remove_target(pid)
+            if not injector.targets:
+                del self.injectors[cgroup]
+                injector.close()
 
     def unavailable(self) -> str | None:
         from gotel.ebpf.cgroup import cgroup2_mounts
@@ -57,4 +98,4 @@ class TraceparentOut:
         return None
 
 
-EXTENSIONS = (TraceparentOut(),)
+EXTENSIONS = (TraceparentOut,)

@@ -94,7 +94,7 @@ static __always_inline bool frame_sane(__u8 type, __u32 len, __u32 sid)
 static __always_inline void headers_frame(struct h2_walk *w, __u32 off, __u32 len, __u8 flags,
 					  __u32 sid, bool whole)
 {
-	struct outgoing_stream_key key = {.g = w->g, .stream_id = sid};
+	struct outgoing_stream_key key = {.tgid = current_tgid(), .g = w->g, .stream_id = sid};
 	struct h2_conn *conn = w->conn;
 	struct outgoing_stream *out;
 	enum inject_reason reason;

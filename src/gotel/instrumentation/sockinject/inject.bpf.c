@@ -116,11 +116,16 @@ struct {
 	__type(value, struct h2_conn);
 } h2_conns SEC(".maps");
 
-/* Messages by outcome, indexed by enum inject_reason. */
+/* Messages by sending process and outcome: one injector serves every target of a cgroup. */
+struct reason_key {
+	__u32 pid; /* the sender, as the agent knows it */
+	__u32 reason; /* enum inject_reason */
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, INJECT_REASON_COUNT);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 64 * INJECT_REASON_COUNT); /* target_tgids' size, every reason */
+	__type(key, struct reason_key);
 	__type(value, __u64);
 } inject_reasons SEC(".maps");
 
@@ -165,9 +170,14 @@ struct tcp_sock {
 
 static __always_inline void count_n(enum inject_reason reason, __u64 n)
 {
-	__u32 key = reason;
-	__u64 *total = bpf_map_lookup_elem(&inject_reasons, &key);
+	struct reason_key key = {.pid = agent_pid(), .reason = reason};
+	__u64 *total = bpf_map_lookup_elem(&inject_reasons, &key), zero = 0;
 
+	if (!total) {
+		/* EEXIST: another CPU made it first. */
+		bpf_map_update_elem(&inject_reasons, &key, &zero, BPF_NOEXIST);
+		total = bpf_map_lookup_elem(&inject_reasons, &key);
+	}
 	/* Atomic: another sender can preempt this one on the same CPU. */
 	if (total)
 		__sync_fetch_and_add(total, n);
@@ -186,9 +196,9 @@ static __always_inline int verdict(enum inject_reason reason)
 
 static __always_inline bool is_target(void)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 pid = agent_pid(); /* the loader fills target_tgids with the pids it knows */
 
-	return bpf_map_lookup_elem(&target_tgids, &tgid) != 0;
+	return bpf_map_lookup_elem(&target_tgids, &pid) != 0;
 }
 
 /* The goroutine running on this thread: Go keeps g in thread-local storage. */
@@ -293,7 +303,7 @@ int inject_traceparent(struct sk_msg_md *msg)
 	g = current_goroutine();
 	if (!g)
 		return verdict(INJECT_NO_GOROUTINE);
-	out = bpf_map_lookup_elem(&shared_outgoing, &g);
+	out = process_lookup(&shared_outgoing, g);
 	if (!out)
 		return verdict(INJECT_NO_CONTEXT);
 	sc = out->sc;
@@ -304,7 +314,7 @@ int inject_traceparent(struct sk_msg_md *msg)
 	 * uprobe: whatever becomes of these bytes, the entry is used up, so a
 	 * later unrelated write by the same goroutine never inherits it.
 	 */
-	bpf_map_delete_elem(&shared_outgoing, &g);
+	process_delete(&shared_outgoing, g);
 	if (bpf_ktime_get_boot_ns() - started > max_context_age_ns)
 		return verdict(INJECT_STALE_CONTEXT);
 	if (tls)

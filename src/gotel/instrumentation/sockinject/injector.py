@@ -3,10 +3,11 @@ in HTTP/1 requests, a header field in the HEADERS frames of cleartext HTTP/2 (gR
 
 The BPF side is inject.bpf.c. This class loads it for one process, attaches its sockops
 program to the process's cgroup v2 and its sk_msg program to the socket map, adds the
-process's already established client sockets, and takes all of it away again. The ids come
-from the `shared_outgoing` map (HTTP/1, by goroutine) and the `shared_outgoing_streams` map
-(HTTP/2, by goroutine and stream id), which uprobes on the process's send path fill; this
-module knows nothing of what they mean.
+process's already established client sockets, and takes all of it away again. More target
+processes of the same cgroup join it (add_target) rather than loading a pair of their own.
+The ids come from the `shared_outgoing` map (HTTP/1, by goroutine) and the
+`shared_outgoing_streams` map (HTTP/2, by goroutine and stream id), which uprobes on the
+process's send path fill; this module knows nothing of what they mean.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from gotel.ebpf.cgroup import cgroup2_dir
 from gotel.ebpf.pidfd import PidFd
 from gotel.errors import GotelError, MissingPrivilegeError, NotSupportedError
 from gotel.instrumentation.sockinject.sockets import established_client_sockets, socket_cookie
+from gotel.target.process import agent_pid_namespace
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,7 @@ class SocketInjector:
         if shared_outgoing_fd is not None:
             self._shared[OUTGOING_MAP] = shared_outgoing_fd
         # g's TLS slot: include/go_abi.h's GO_G_TLS_OFFSET unless the caller knows better.
-        self._constants = {"max_context_age_ns": max_context_age_ns}
+        self._constants = {"max_context_age_ns": max_context_age_ns, **agent_pid_namespace()}
         if g_tls_offset is not None:
             self._constants["g_tls_offset"] = g_tls_offset
         self._path = Path(bpf_object)
@@ -83,6 +85,7 @@ class SocketInjector:
         self._sockops: Link | None = None
         self._sk_msg: MapAttachment | None = None
         self._final: dict[str, int] = {}
+        self.targets = {pid}
         self.existing_sockets = 0  # how many sockets attach() found already open
 
     # -- public -------------------------------------------------------------------------
@@ -147,6 +150,22 @@ class SocketInjector:
                     os.close(dup)
         return added
 
+    def add_target(self, pid: int) -> int:
+        """Insert into the requests of another process of the same cgroup too; returns how
+        many of its open connections were added."""
+        obj = self._load()
+        obj.update(TARGETS_MAP, pid.to_bytes(4, "little"), b"\x01")
+        self.targets.add(pid)
+        return self.add_open_sockets(pid)
+
+    def remove_target(self, pid: int) -> None:
+        """Leave that process's messages alone from now on (its sockets stay in the map
+        until they close, passing untouched)."""
+        obj = self._obj
+        self.targets.discard(pid)
+        if obj is not None:
+            obj.delete(TARGETS_MAP, pid.to_bytes(4, "little"))
+
     def outgoing_map_fd(self) -> int:
         """The fd of the `shared_outgoing` map (loads the object if needed)."""
         return self._load().map_fd(OUTGOING_MAP)
@@ -155,18 +174,23 @@ class SocketInjector:
         """The fd of the `shared_outgoing_streams` map (loads the object if needed)."""
         return self._load().map_fd(STREAMS_MAP)
 
-    def reasons(self) -> dict[str, int]:
-        """Outcomes so far: per HTTP/1 message injected, no_context, not_http1, tls, ...;
-        per HTTP/2 HEADERS frame h2_injected, h2_no_context, h2_continuation, ...; per HTTP/2
-        connection h2_connection, h2_desync (after close(), the final counts)."""
+    def reasons(self, pid: int | None = None) -> dict[str, int]:
+        """Outcomes so far, of one sending process or of all: per HTTP/1 message injected,
+        no_context, not_http1, tls, ...; per HTTP/2 HEADERS frame h2_injected,
+        h2_no_context, h2_continuation, ...; per HTTP/2 connection h2_connection, h2_desync
+        (after close(), the final counts of all)."""
         obj = self._obj
         if obj is None:
             return dict(self._final)
-        return {
-            name.removeprefix(REASON_PREFIX).lower(): obj.percpu_sum(REASONS_MAP, value)
-            for name, value in obj.enum_values(REASON_ENUM).items()
-            if name != REASON_SENTINEL
-        }
+        names = {value: name.removeprefix(REASON_PREFIX).lower()
+                 for name, value in obj.enum_values(REASON_ENUM).items()
+                 if name != REASON_SENTINEL}
+        counts = dict.fromkeys(names.values(), 0)
+        for key in obj.keys(REASONS_MAP):  # struct reason_key: pid, reason
+            sender, reason = int.from_bytes(key[:4], "little"), int.from_bytes(key[4:], "little")
+            if reason in names and (pid is None or sender == pid):
+                counts[names[reason]] += obj.percpu_sum(REASONS_MAP, int.from_bytes(key, "little"))
+        return counts
 
     def program_ids(self) -> list[int]:
         """Kernel ids of the loaded programs (to check that none is left after close())."""
@@ -216,7 +240,8 @@ class SocketInjector:
             for name, fd in self._shared.items():
                 obj.reuse_map(name, fd)
             obj.load()
-            obj.update(TARGETS_MAP, self.pid.to_bytes(4, "little"), b"\x01")
+            for pid in self.targets:
+                obj.update(TARGETS_MAP, pid.to_bytes(4, "little"), b"\x01")
         except BaseException:
             obj.close()
             raise
