@@ -16,7 +16,7 @@ from gotel.export.otlp_encode import encode_scope
 from gotel.export.pipeline import ExportPipeline, SpanChunk
 from gotel.instrumentation.events import Event
 from gotel.instrumentation.extension import Extension, Running
-from gotel.metrics import ProcessMetrics
+from gotel.metrics import HistogramMetric, ProcessMetrics
 from gotel.planning import ProbePlan
 from gotel.shared_objects import ObjectPool, ProbeUse, offsets_by_program
 from gotel.target import Process
@@ -225,21 +225,31 @@ class Session:
         self.pool.check_lost([use.shared for use in self.loaded])
 
     # -- metrics ------------------------------------------------------------------------
-    def read_metrics(self) -> ProcessMetrics | None:
-        """Every probe's RED histograms as of now (cumulative since attach); None: metrics off."""
-        readers = [use.shared.metrics for use in self.loaded if use.shared.metrics is not None]
-        if not readers:
-            return None
+    def read_metrics(
+        self, reads: Mapping[object, Mapping[int, HistogramMetric]] | None = None
+    ) -> ProcessMetrics | None:
+        """Every probe's RED histograms as of now (cumulative since attach); None: metrics
+        off. `reads`: objects' series already read, by object, then pid (else read now)."""
         pid = self.process.pid
         metrics = []
-        for reader in readers:
+        on = False
+        for use in self.loaded:
+            reader = use.shared.metrics
+            if reader is None:
+                continue
+            on = True
             try:
-                mine = reader.read_by_pid([pid]).get(pid)
+                if reads is not None and use.shared in reads:
+                    mine = reads[use.shared].get(pid)
+                else:
+                    mine = reader.read_by_pid([pid]).get(pid)
             except GotelError as exc:
                 log.warning("pid %d: %s: %s", pid, reader.metric.name, exc)
                 continue
             if mine is not None:
                 metrics.append(mine)
+        if not on:
+            return None
         return ProcessMetrics(self.resource_attributes, self.started_ns, time.time_ns(), metrics)
 
     # -- detach -------------------------------------------------------------------

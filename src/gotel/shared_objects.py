@@ -39,8 +39,9 @@ SPILLED_MAP = "events_spilled"
 AGENT_PREFIXES = ("shared_", "node_")
 # A map whose key struct starts with this member holds per-process state (process.h).
 PROCESS_KEY_MEMBER = "tgid"
-# Objects no process uses that stay loaded, the least recently used closed first.
-IDLE_KEPT = 48
+# Objects no process uses that stay loaded (each holds its rings: 8.25 MiB by default), the
+# least recently used closed first.
+IDLE_KEPT = 24
 ObjectKey = tuple[str, str, tuple[tuple[str, object], ...]]
 
 

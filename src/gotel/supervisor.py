@@ -19,7 +19,7 @@ from gotel.goelf import open_binary
 from gotel.instrumentation.extension import Extension, format_counters
 from gotel.instrumentation.probe import Probe
 from gotel.instrumentation.registry import all_extensions
-from gotel.metrics import ProcessMetrics
+from gotel.metrics import HistogramMetric, ProcessMetrics
 from gotel.planning import ProbePlan, plan_probes
 from gotel.session import Session, SessionStats
 from gotel.shared_objects import ObjectPool
@@ -333,8 +333,16 @@ class Supervisor:
             return
         with self._totals_lock:  # detaching threads add their processes' last reads
             snapshot, self._final_metrics = self._final_metrics, []
+        # Each shared object's series once, for all of its processes.
+        reads: dict[object, dict[int, HistogramMetric]] = {}
+        for shared in list(self.pool.objects.values()):
+            if shared.metrics is not None and shared.users:
+                try:
+                    reads[shared] = shared.metrics.read_by_pid(list(shared.users))
+                except GotelError as exc:
+                    log.warning("%s: %s", shared.metrics.metric.name, exc)
         for session in list(self.sessions.values()):
-            read = session.read_metrics()
+            read = session.read_metrics(reads)
             if read is not None:
                 snapshot.append(read)
         if snapshot:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -147,12 +148,31 @@ def test_in_its_own_pid_namespace_gotel_routes_by_the_pids_it_sees(tmp_path):
                  for s in spans}
         assert paths == {(int(inner["one"]), "one"), (int(inner["two"]), "two")}, paths
     finally:
-        pod.terminate()  # its init (the shell became gotel) ends; the namespace goes with it
+        # gotel is the namespace's init once the shell execs it (unshare ignores SIGTERM
+        # while it waits): its end ends the namespace, the targets with it.
+        for pid in running_with(str(out)):
+            os.kill(pid, signal.SIGTERM)
         try:
-            pod.wait(timeout=20)
+            pod.wait(timeout=30)
         except subprocess.TimeoutExpired:
             pod.kill()
+            for pid in running_with(str(out)):
+                os.kill(pid, signal.SIGKILL)
             pod.wait()
+        assert pod.returncode == 0, pod.stderr.read() if pod.stderr else ""
+
+
+def running_with(argument: str) -> list[int]:
+    """Processes whose command line has `argument`."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if argument.encode() in Path(entry.path, "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
 
 
 def attached(log: list[str]) -> list[str]:
