@@ -18,7 +18,7 @@ from gotel.instrumentation.events import Event
 from gotel.instrumentation.extension import Extension, Running
 from gotel.metrics import HistogramMetric, ProcessMetrics
 from gotel.planning import ProbePlan
-from gotel.shared_objects import ObjectPool, ProbeUse, offsets_by_program
+from gotel.shared_objects import ObjectPool, ProbeObject, ProbeUse, offsets_by_program
 from gotel.target import Process
 from gotel.trace import BootClock
 from gotel.trace.assembly import SpanAssembler
@@ -106,14 +106,12 @@ class Session:
                 self.stats.skipped[name] = plan.skip_reason or "not applicable"
                 continue
             try:
-                shared = self.pool.acquire(plan)
+                # Registered before its first event can come.
+                use = self.pool.add_use(plan, pid, self._use_maker(plan))
             except GotelError as exc:
                 self.stats.skipped[name] = str(exc)
                 continue
-            use = _Use(plan, shared, self, assembler=SpanAssembler(name, plan.describer,
-                                                                    self.clock),
-                       scope=encode_scope(plan.probe.scope, gotel.__version__))
-            self.pool.add_user(shared, pid, use)  # before its first event can come
+            shared = use.shared
             try:
                 # All-or-nothing per probe: a half-attached probe would emit nonsense.
                 self._hook(use)
@@ -127,6 +125,14 @@ class Session:
             self._on_probes_attached()
         if not extensions_later:
             self.start_extensions()
+
+    def _use_maker(self, plan: ProbePlan) -> Callable[[ProbeObject], ProbeUse]:
+        def make(shared: ProbeObject) -> ProbeUse:
+            assembler = SpanAssembler(plan.probe.name, plan.describer, self.clock)
+            return _Use(plan, shared, self, assembler=assembler,
+                        scope=encode_scope(plan.probe.scope, gotel.__version__))
+
+        return make
 
     def agent_maps(self) -> dict[str, int]:
         """The agent-wide maps this process's objects use, by name (fds stay the pool's)."""
@@ -242,7 +248,7 @@ class Session:
                 if reads is not None and use.shared in reads:
                     mine = reads[use.shared].get(pid)
                 else:
-                    mine = reader.read_by_pid([pid]).get(pid)
+                    mine = use.shared.read_metrics([pid]).get(pid)
             except GotelError as exc:
                 log.warning("pid %d: %s: %s", pid, reader.metric.name, exc)
                 continue

@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -22,6 +22,7 @@ from gotel.ebpf.maps import delete_keys_with_prefix
 from gotel.ebpf.uprobe_multi import FdLink
 from gotel.errors import GotelError
 from gotel.instrumentation.events import Event, EventDecoder
+from gotel.metrics import HistogramMetric
 from gotel.metrics.reader import SERIES_MAP, MetricReader, metric_constants
 from gotel.planning import ProbePlan
 from gotel.target.process import agent_pid_namespace
@@ -162,17 +163,24 @@ class ProbeObject:
 
     def check_lost(self) -> int:
         """Events the kernel could not queue since the last check (logged, never silent)."""
-        if not self.rings or self.closed:
-            return 0
-        lost = self.obj.percpu_sum(LOST_MAP)
-        self.spilled_reported = self.obj.percpu_sum(SPILLED_MAP)
+        with self.lock:  # not while another thread closes it
+            if not self.rings or self.closed:
+                return 0
+            lost = self.obj.percpu_sum(LOST_MAP)
+            self.spilled_reported = self.obj.percpu_sum(SPILLED_MAP)
         delta, self.lost_reported = lost - self.lost_reported, lost
         if delta > 0:
-            whose = (f"pid {next(iter(self.users))}" if len(self.users) == 1
-                     else f"shared by pids {', '.join(map(str, sorted(self.users)))}")
-            log.warning("%s (%s) lost %d events (ring buffer full; %d in total)",
-                        self.name, whose, delta, lost)
+            whose = (f"pid {next(iter(self.users))}: {self.name}" if len(self.users) == 1
+                     else f"{self.name} (shared by pids {', '.join(map(str, sorted(self.users)))})")
+            log.warning("%s lost %d events (ring buffer full; %d in total)", whose, delta, lost)
         return max(delta, 0)
+
+    def read_metrics(self, pids: Collection[int]) -> dict[int, HistogramMetric]:
+        """The RED series of these processes, by pid (none once closed, or metrics off)."""
+        with self.lock:
+            if self.metrics is None or self.closed:
+                return {}
+            return self.metrics.read_by_pid(pids)
 
     def close(self) -> None:
         with self.lock:
@@ -295,10 +303,17 @@ class ObjectPool:
                            DrainStats())
 
     # -- users ----------------------------------------------------------------------------
-    def add_user(self, shared: ProbeObject, pid: int, use: ProbeUse) -> None:
+    def add_use(self, plan: ProbePlan, pid: int,
+                make: Callable[[ProbeObject], ProbeUse]) -> ProbeUse:
+        """The process's use of the plan's object (loaded now if need be), made by
+        make(object) and registered at once: an idle object is never closed under it.
+        Raises GotelError when the object cannot load."""
         with self._lock:
+            shared = self.acquire(plan)
+            use = make(shared)
             shared.users[pid] = use
             shared.idle_since = 0.0
+            return use
 
     def remove_user(self, shared: ProbeObject, pid: int) -> None:
         """The process no longer uses the object (its links are gone, its events read)."""

@@ -338,7 +338,7 @@ class Supervisor:
         for shared in list(self.pool.objects.values()):
             if shared.metrics is not None and shared.users:
                 try:
-                    reads[shared] = shared.metrics.read_by_pid(list(shared.users))
+                    reads[shared] = shared.read_metrics(list(shared.users))
                 except GotelError as exc:
                     log.warning("%s: %s", shared.metrics.metric.name, exc)
         for session in list(self.sessions.values()):
