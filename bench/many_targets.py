@@ -8,7 +8,8 @@ Run as root from the repository (BPF objects built with `make bpf`):
     .venv/bin/python bench/many_targets.py --counts 1,5 --load-seconds 3
 
 For each count N it starts N copies of the demo HTTP server (src/gotel/demoapp), one
-`gotel attach --pid ...` for all of them (--exporter none), and reads gotel's BPF objects
+`gotel attach --pid ...` for all of them (--exporter none; --toolchains builds them with
+several Go releases, i.e. several offsets layouts), and reads gotel's BPF objects
 from the fdinfo of its file descriptors (unique program, map and link ids; `memlock` summed
 over its maps: what the kernel charges for them). CPU is gotel's own, idle for
 --idle-seconds, then while a thread pool sends requests round-robin to every target for
@@ -121,9 +122,9 @@ class Row:
     detach_s: float
 
 
-def measure(children: Children, binary: Path, n: int, args: argparse.Namespace) -> Row:
+def measure(children: Children, binaries: list[Path], n: int, args: argparse.Namespace) -> Row:
     with step(f"{n} targets: starting them"):
-        services = [GoService(children, binary) for _ in range(n)]
+        services = [GoService(children, binaries[i % len(binaries)]) for i in range(n)]
     with step(f"{n} targets: attaching one gotel"):
         t0 = time.monotonic()
         run = start_gotel(children, [s.pid for s in services], "none", None)
@@ -150,11 +151,12 @@ def measure(children: Children, binary: Path, n: int, args: argparse.Namespace) 
 
 def run(args: argparse.Namespace, children: Children, _tmp: Path, _stats: bool) -> int:
     with step("building the demo HTTP server"):
-        binary = build_app("httpserver")
-    rows = [measure(children, binary, n, args) for n in args.counts]
+        binaries = [build_app("httpserver", toolchain=t) for t in args.toolchains or [None]]
+    rows = [measure(children, binaries, n, args) for n in args.counts]
     kinds = sorted({k for r in rows for k in r.held.programs})
-    print("one gotel for N demo HTTP servers (net/http server and client probes, socket "
-          "injector), --exporter none")
+    builds = f", built by {len(binaries)} Go releases in turn" if args.toolchains else ""
+    print(f"one gotel for N demo HTTP servers{builds} (net/http server and client probes, "
+          "socket injector), --exporter none")
     header = (f"{'N':>4}{'uprobes':>9}{'programs':>10}{'maps':>6}{'links':>7}"
               f"{'memlock MiB':>13}{'RSS MiB':>9}{'attach s':>10}{'idle CPU %':>12}"
               f"{'req':>7}{'CPU µs/req':>12}{'detach s':>10}")
@@ -182,7 +184,11 @@ def main() -> int:
                     help="numbers of targets, comma-separated (default 1,10,50)")
     ap.add_argument("--idle-seconds", type=float, default=5.0, help="default 5")
     ap.add_argument("--load-seconds", type=float, default=5.0, help="default 5")
+    ap.add_argument("--toolchains", default="",
+                    help="Go releases to build the targets with, used in turn (e.g. "
+                         "go1.21.13,go1.22.12: several offsets layouts); default: the local Go")
     args = ap.parse_args()
+    args.toolchains = [t for t in args.toolchains.split(",") if t.strip()]
     try:
         args.counts = [int(c) for c in args.counts.split(",") if c.strip()]
     except ValueError:

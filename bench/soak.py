@@ -344,13 +344,16 @@ def session_cycles(report: Report, binary: Path, seconds: float, every: float) -
         before = _own_fds()
         baseline: dict[str, int] | None = None
         cycles, leaks, detach_s = 0, 0, []
-        end = time.monotonic() + seconds - every
-        while time.monotonic() < end:
-            sessions = [supervisor.attach(process_from_pid(s.pid)) for s in (a, b)]
-            deadline = time.monotonic() + every / 2
+        # One cycle starts every `every` s on a fixed schedule (attach, drain for half of
+        # it, detach, rest), so that the count is the duration's, whatever they take.
+        start = time.monotonic()
+        end = start + seconds
+        while start + every <= end + 0.5:
+            for s in (a, b):
+                supervisor.attach(process_from_pid(s.pid))
+            deadline = start + every / 2
             while time.monotonic() < deadline:
-                for session in sessions:
-                    session.poll()
+                supervisor.pool.poll()
                 time.sleep(0.02)
             started = time.monotonic()
             supervisor.close_sessions()
@@ -366,7 +369,8 @@ def session_cycles(report: Report, binary: Path, seconds: float, every: float) -
                 leaks += 1
                 report.fail(f"session cycle {cycles}: fds {baseline} -> {now}, uprobes left "
                             f"{[c.probed() for c in code.values()]}")
-            time.sleep(every / 2)
+            start += every
+            time.sleep(max(0.0, start - time.monotonic()))
         result = wrk.result()
         _check_wrk(report, f"session attach/detach x{cycles}", result)
         report.say(
