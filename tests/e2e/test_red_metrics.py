@@ -137,6 +137,43 @@ def test_http_counts_per_route_are_exact_when_1_percent_of_traces_are_sampled(se
     assert len(exports) >= 2, "expected an export while attached and one at detach"
 
 
+def test_two_processes_of_one_binary_count_apart_in_their_shared_object(servers, gotels):
+    """One loaded object counts for both (the same binary): each process's exports hold
+    its own requests only, and a detached process's series leave with it."""
+    binary = build_app("httpserver")
+    one, two = GoServer(binary), GoServer(binary)
+    servers.extend([one, two])
+    with Receiver() as receiver:
+        gotel = Gotel("attach", "--pid", str(one.pid), "--pid", str(two.pid),
+                      env={**receiver.otlp_env("http/protobuf"), **INTERVAL})
+        gotels.append(gotel)
+        gotel.wait_for(rf"pid {two.pid} .*attached.*shared with other processes")
+        gotel.wait_for(rf"pid {one.pid} .*attached")
+        for i in range(30):
+            assert status_of(f"{one.url}/hello/{i}") == 200
+        for _ in range(20):
+            assert status_of(f"{two.url}/fail") == 500
+        wanted = {one.pid: {("/hello/{id}", 200): 30}, two.pid: {("/fail", 500): 20}}
+
+        def counts(pid: int) -> dict[tuple, int]:
+            points = receiver.latest_points(HTTP_SERVER, pid=pid)
+            return {(p["attributes"].get("http.route"),
+                     p["attributes"]["http.response.status_code"]): p["count"] for p in points}
+
+        for pid, want in wanted.items():
+            wait_points(receiver, HTTP_SERVER, lambda _p, pid=pid, want=want: counts(pid) == want)
+            assert counts(pid) == want, (pid, receiver.latest_points(HTTP_SERVER, pid=pid))
+        # One goes: the other still counts in the same object, from where it was.
+        one.stop()
+        gotel.wait_for(rf"pid {one.pid}: detached")
+        for _ in range(5):
+            assert status_of(f"{two.url}/fail") == 500
+        wait_points(receiver, HTTP_SERVER, lambda _p: counts(two.pid) == {("/fail", 500): 25})
+        assert counts(two.pid) == {("/fail", 500): 25}
+        assert counts(one.pid) == {("/hello/{id}", 200): 30}  # its last export, unchanged
+        assert gotel.stop() == 0, gotel.log
+
+
 def bucket_of(duration_s: float) -> int:
     return next((i for i, b in enumerate(REQUEST_DURATION_BOUNDS) if duration_s <= b),
                 len(REQUEST_DURATION_BOUNDS))
