@@ -57,6 +57,7 @@ struct {
  * one object counts for every process of its layout. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* rare: memory only for processes that overflow */
 	__uint(max_entries, 4096);
 	__type(key, __u32 /* pid, as in red_key */);
 	__type(value, struct red_histogram);
