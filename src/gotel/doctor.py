@@ -171,10 +171,21 @@ def _injector_feature(kind: str, name: str, helper: str) -> bool:
     return features.helper_supported(name, helper)
 
 
+def _injector_needs() -> tuple[tuple[str, str, str], ...]:
+    from gotel.target.process import agent_pid_namespace
+
+    if not agent_pid_namespace():
+        return INJECTOR_NEEDS
+    # A sidecar's pid namespace: targets are told by the pids gotel sees (Linux 6.10).
+    return (*INJECTOR_NEEDS, ("helper", "sock_ops", "get_ns_current_pid_tgid"),
+            ("helper", "sk_msg", "get_ns_current_pid_tgid"))
+
+
 def _injector() -> Check:
     """Every kernel feature the injector needs, each asked of the kernel; one line."""
     missing, errors = [], []
-    for kind, name, helper in INJECTOR_NEEDS:
+    needs = _injector_needs()
+    for kind, name, helper in needs:
         label = f"{name}:{helper}" if helper else f"{kind} {name}"
         try:
             if not _injector_feature(kind, name, helper):
@@ -184,7 +195,7 @@ def _injector() -> Check:
     if not Path("/sys/kernel/btf/vmlinux").exists():
         missing.append("kernel BTF")
     ok = not missing and not errors
-    detail = (f"{len(INJECTOR_NEEDS) + 1} of {len(INJECTOR_NEEDS) + 1} kernel features" if ok
+    detail = (f"{len(needs) + 1} of {len(needs) + 1} kernel features" if ok
               else "missing " + ", ".join(missing + errors))
     return Check(
         "socket injector", ok, detail,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -116,12 +117,15 @@ def test_in_its_own_pid_namespace_gotel_routes_by_the_pids_it_sees(tmp_path):
     binary = build_app("httpserver")
     out = tmp_path / "spans.jsonl"
     script = tmp_path / "pod.sh"
-    # Two targets, then gotel watching their binary; each line says what it started.
+    # Two targets (one calls two from /chain), then gotel watching their binary; each line
+    # says what it started.
+    ports = {name: free_port() for name in ("one", "two")}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     script.write_text(
         "set -e\n"
-        f"{binary} -addr 127.0.0.1:0 > {tmp_path}/one.addr &\n"
+        f"{binary} -addr 127.0.0.1:{ports['one']} -downstream {urls['two']} > /dev/null &\n"
         "echo one $!\n"
-        f"{binary} -addr 127.0.0.1:0 > {tmp_path}/two.addr &\n"
+        f"{binary} -addr 127.0.0.1:{ports['two']} > /dev/null &\n"
         "echo two $!\n"
         f"exec {' '.join(GOTEL)} attach --exe {binary} --exporter jsonl --output {out}\n"
     )
@@ -136,10 +140,8 @@ def test_in_its_own_pid_namespace_gotel_routes_by_the_pids_it_sees(tmp_path):
         while len(attached(log)) < 2 and time.monotonic() < deadline:
             log.append(pod.stderr.readline())
         assert len(attached(log)) == 2, "".join(log)
-        urls = {}
-        for name in ("one", "two"):
-            text = (tmp_path / f"{name}.addr").read_text()
-            urls[name] = "http://" + text.split()[-1]
+        # The socket injector tells its targets by these pids too.
+        assert all("traceparent out: on" in line for line in attached(log)), "".join(log)
         for i in range(20):
             for name, url in urls.items():
                 assert get(f"{url}/hello/{name}{i}") == 200
@@ -147,6 +149,13 @@ def test_in_its_own_pid_namespace_gotel_routes_by_the_pids_it_sees(tmp_path):
         paths = {(s["resource"]["process.pid"], s["attributes"]["url.path"][7:10])
                  for s in spans}
         assert paths == {(int(inner["one"]), "one"), (int(inner["two"]), "two")}, paths
+        # A call from one to two is one trace: the traceparent went out at the socket layer.
+        assert get(f"{urls['one']}/chain") == 200
+        spans = spans_until(out, lambda s: len(s) >= 43, timeout=20)[40:]
+        assert len({s["trace_id"] for s in spans}) == 1, spans
+        client = next(s for s in spans if s["kind"] == "CLIENT")
+        server_two = next(s for s in spans if s["resource"]["process.pid"] == int(inner["two"]))
+        assert server_two["parent_span_id"] == client["span_id"], spans
     finally:
         # gotel is the namespace's init once the shell execs it (unshare ignores SIGTERM
         # while it waits): its end ends the namespace, the targets with it.
@@ -173,6 +182,12 @@ def running_with(argument: str) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def attached(log: list[str]) -> list[str]:

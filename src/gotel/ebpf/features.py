@@ -51,6 +51,7 @@ HELPERS = {
     "sk_storage_get": 107,
     "probe_read_user": 112,
     "probe_read_kernel": 113,
+    "get_ns_current_pid_tgid": 120,
     "ktime_get_boot_ns": 125,
     "ringbuf_output": 130,
     "ringbuf_reserve": 131,

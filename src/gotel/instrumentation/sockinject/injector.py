@@ -249,6 +249,12 @@ class SocketInjector:
         return obj
 
 
+# In a pid namespace of its own (a sidecar's), the programs tell targets by the pid gotel
+# sees, which sock_ops and sk_msg programs may ask for only since Linux 6.10.
+_IN_PID_NAMESPACE = (("sock_ops", "get_ns_current_pid_tgid", "6.10"),
+                     ("sk_msg", "get_ns_current_pid_tgid", "6.10"))
+
+
 def check_kernel() -> None:
     """Raise NotSupportedError naming the first kernel feature injection lacks."""
     for what, name, since in _REQUIRED:
@@ -262,3 +268,10 @@ def check_kernel() -> None:
             raise NotSupportedError(
                 f"traceparent injection: the kernel lacks the {what} {name} (Linux >= {since})"
             )
+    if agent_pid_namespace():
+        for prog_type, helper, since in _IN_PID_NAMESPACE:
+            if not features.helper_supported(prog_type, helper):
+                raise NotSupportedError(
+                    f"traceparent injection: in a pid namespace of its own gotel needs the "
+                    f"helper {helper} in {prog_type} programs (Linux >= {since})"
+                )
