@@ -88,6 +88,16 @@ class DrainStats:
     drain_cpu_s: float = 0.0
     decode_cpu_s: float = 0.0
 
+    def add(self, other: DrainStats, spilled: int) -> None:
+        """Add an object's counts (`spilled`: its spill count, read from the kernel)."""
+        self.events += other.events
+        self.decode_errors += other.decode_errors
+        self.unrouted += other.unrouted
+        self.lost += other.lost
+        self.spilled += spilled
+        self.drain_cpu_s += other.drain_cpu_s
+        self.decode_cpu_s += other.decode_cpu_s
+
 
 @dataclass(eq=False)
 class ProbeObject:
@@ -361,14 +371,7 @@ class ObjectPool:
         self.objects.pop(shared.key, None)
         shared.check_lost()
         shared.close()
-        done, stats = self.closed_stats, shared.stats
-        done.events += stats.events
-        done.decode_errors += stats.decode_errors
-        done.unrouted += stats.unrouted
-        done.lost += stats.lost
-        done.spilled += shared.spilled_reported
-        done.drain_cpu_s += stats.drain_cpu_s
-        done.decode_cpu_s += stats.decode_cpu_s
+        self.closed_stats.add(shared.stats, shared.spilled_reported)
 
     # -- reading --------------------------------------------------------------------------
     def poll(self) -> int:
@@ -391,14 +394,7 @@ class ObjectPool:
         """Over every object, closed ones included."""
         total = DrainStats(**vars(self.closed_stats))
         for shared in list(self.objects.values()):
-            stats = shared.stats
-            total.events += stats.events
-            total.decode_errors += stats.decode_errors
-            total.unrouted += stats.unrouted
-            total.lost += stats.lost
-            total.spilled += shared.spilled_reported
-            total.drain_cpu_s += stats.drain_cpu_s
-            total.decode_cpu_s += stats.decode_cpu_s
+            total.add(shared.stats, shared.spilled_reported)
         return total
 
     def counts(self) -> tuple[int, int]:
