@@ -432,6 +432,11 @@ class Supervisor:
         if self._starter is not None:
             self._starter.shutdown(wait=True)
             self._starter = None
+        for ext in self.extensions:
+            try:
+                ext.close()
+            except Exception as exc:  # closing the others matters more
+                log.warning("%s: close failed: %s", ext.name, exc)
         if self._worker is not None:
             self._worker.shutdown(wait=True, cancel_futures=True)
             self._worker = None

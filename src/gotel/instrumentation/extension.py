@@ -40,6 +40,10 @@ class Extension(Protocol):
         """Why this machine cannot run it at all; None when it can."""
         ...
 
+    def close(self) -> None:
+        """The agent is done: release what it kept between processes."""
+        ...
+
 
 def format_counters(counters: Mapping[str, int]) -> str:
     """'injected 12, tls 3': the non-zero counters, for the detach line."""

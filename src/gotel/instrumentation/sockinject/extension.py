@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 
 from gotel.ebpf.cgroup import cgroup2_dir
@@ -18,6 +19,11 @@ from gotel.errors import GotelError
 from gotel.instrumentation.sockinject.injector import OUTGOING_MAP, SocketInjector, check_kernel
 
 log = logging.getLogger(__name__)
+
+# A cgroup's injector stays loaded this long after its last target went: a target that
+# restarts (a new pid in the same cgroup) then has its traceparent out at once, not after
+# the ~1 s a load takes.
+IDLE_KEEP_S = 30.0
 
 
 class RunningInjector:
@@ -42,8 +48,10 @@ class TraceparentOut:
     name = "traceparent out"
     report = "traceparent insertion"
 
-    def __init__(self) -> None:
+    def __init__(self, idle_keep_s: float = IDLE_KEEP_S) -> None:
         self.injectors: dict[str, SocketInjector] = {}  # cgroup path -> its injector
+        self.idle_keep_s = idle_keep_s
+        self._idle_since: dict[str, float] = {}  # cgroup path -> when its last target went
         self._lock = threading.Lock()  # started and closed from several threads
 
     def start(self, pid: int, shared_maps: Mapping[str, int]) -> RunningInjector | None:
@@ -55,9 +63,11 @@ class TraceparentOut:
             log.warning("pid %d: outgoing traceparent off: %s", pid, exc)
             return None
         with self._lock:
+            self._close_idle(keep=cgroup)
             injector = self.injectors.get(cgroup)
             try:
                 if injector is not None:
+                    self._idle_since.pop(cgroup, None)
                     added = injector.add_target(pid)
                     log.info("pid %d: traceparent injection joined cgroup %s's (%d open "
                              "connections added)", pid, cgroup, added)
@@ -75,16 +85,34 @@ class TraceparentOut:
         return RunningInjector(self, cgroup, pid)
 
     def leave(self, cgroup: str, pid: int) -> None:
-        """The process is detached: the cgroup's injector stops serving it, and goes when
-        no process is left."""
+        """The process is detached: the cgroup's injector stops serving it, and goes
+        idle_keep_s after no process is left (unless one comes meanwhile)."""
         with self._lock:
             injector = self.injectors.get(cgroup)
             if injector is None:
                 return
-            injector.remove_target(pid)
+            try:
+                injector.remove_target(pid)
+            except GotelError as exc:  # its messages pass untouched once it is gone anyway
+                log.debug("pid %d: %s", pid, exc)
             if not injector.targets:
-                del self.injectors[cgroup]
+                self._idle_since[cgroup] = time.monotonic()
+            self._close_idle()
+
+    def _close_idle(self, keep: str | None = None) -> None:
+        """Close the injectors idle for longer than idle_keep_s (but `keep`'s)."""
+        now = time.monotonic()
+        for cgroup, since in list(self._idle_since.items()):
+            if cgroup != keep and now - since >= self.idle_keep_s:
+                del self._idle_since[cgroup]
+                self.injectors.pop(cgroup).close()
+
+    def close(self) -> None:
+        """The agent is done: close every injector, idle or not. Idempotent."""
+        with self._lock:
+            for injector in self.injectors.values():
                 injector.close()
+            self.injectors, self._idle_since = {}, {}
 
     def unavailable(self) -> str | None:
         from gotel.ebpf.cgroup import cgroup2_mounts

@@ -164,7 +164,13 @@ class SocketInjector:
         obj = self._obj
         self.targets.discard(pid)
         if obj is not None:
-            obj.delete(TARGETS_MAP, pid.to_bytes(4, "little"))
+            key = pid.to_bytes(4, "little")
+            obj.delete(TARGETS_MAP, key)
+            # Its counts go too: a later process given its pid must start from zero, and the
+            # map must keep room for the targets to come.
+            for reason in obj.keys(REASONS_MAP):
+                if reason.startswith(key):
+                    obj.delete(REASONS_MAP, reason)
 
     def outgoing_map_fd(self) -> int:
         """The fd of the `shared_outgoing` map (loads the object if needed)."""
