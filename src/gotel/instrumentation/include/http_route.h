@@ -2,9 +2,9 @@
  * The route a router matched for the request its goroutine is serving, for the
  * net/http server span: a router probe (gin, chi, echo, gorilla/mux, ...) sets
  * it from its own hook; the server probe clears it when a request starts and
- * uses it, over the ServeMux pattern, when the request ends. Keyed by goid: a
- * router runs on the goroutine that serves the request. One instance per
- * process (shared_*), like the span maps.
+ * uses it, over the ServeMux pattern, when the request ends. Keyed by process
+ * and goid: a router runs on the goroutine that serves the request. One
+ * instance per agent (shared_*), like the span maps.
  */
 #pragma once
 

@@ -1,10 +1,11 @@
 /*
  * The contract between uprobes on a client's send path and the socket-level
  * injector: "the goroutine that is about to write request bytes belongs to
- * this span". Keyed by goroutine (the g pointer, R14 in a uprobe, *(fsbase-8)
- * from any kernel hook), never by thread: goroutines move between threads.
- * Objects that include this header share one instance of each map (the loader
- * reuses the first object's fd for every map named shared_*).
+ * this span". Keyed by process and goroutine (the g pointer, R14 in a uprobe,
+ * *(fsbase-8) from any kernel hook), never by thread: goroutines move between
+ * threads. Every object that includes this header, of every process, shares
+ * one instance of each map (the loader reuses one fd for every map named
+ * shared_*).
  *
  *  - shared_outgoing (HTTP/1): the goroutine's next request head. One request
  *    at a time per goroutine: the entry is used by the first bytes it sends.
