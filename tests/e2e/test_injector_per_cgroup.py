@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from conftest import GoServer
 from gotel.config import make_config
 from gotel.instrumentation.registry import all_probes
+from gotel.instrumentation.sockinject.extension import TraceparentOut
 from gotel.supervisor import Supervisor
 from gotel.target import process_from_pid
 from gotools import build_app
@@ -36,13 +38,23 @@ def chain(a: GoServer) -> str:
         return response.read().decode()
 
 
-def test_the_injector_outlives_its_last_target_then_the_agent_closes_it(servers):
+@pytest.fixture
+def agent(servers) -> Iterator[tuple[Supervisor, TraceparentOut, GoServer]]:
+    """An agent (the Supervisor API), its injector extension, and A (calls B from /chain)."""
     binary = build_app("httpserver")
     b = GoServer(binary)
     a = GoServer(binary, "-downstream", b.url)
     servers.extend([b, a])
     supervisor = Supervisor(make_config(exporter="none"), all_probes())
-    [ext] = [e for e in supervisor.extensions if e.name == "traceparent out"]
+    [ext] = [e for e in supervisor.extensions if isinstance(e, TraceparentOut)]
+    try:
+        yield supervisor, ext, a
+    finally:
+        supervisor.close()
+
+
+def test_the_injector_outlives_its_last_target_then_the_agent_closes_it(agent):
+    supervisor, ext, a = agent
     try:
         supervisor.attach(process_from_pid(a.pid))
         [injector] = ext.injectors.values()
@@ -65,20 +77,12 @@ def test_the_injector_outlives_its_last_target_then_the_agent_closes_it(servers)
     assert not programs & own_program_ids()
 
 
-def test_an_injector_idle_for_longer_than_its_keep_goes(servers):
-    binary = build_app("httpserver")
-    b = GoServer(binary)
-    a = GoServer(binary, "-downstream", b.url)
-    servers.extend([b, a])
-    supervisor = Supervisor(make_config(exporter="none"), all_probes())
-    [ext] = [e for e in supervisor.extensions if e.name == "traceparent out"]
+def test_an_injector_idle_for_longer_than_its_keep_goes(agent):
+    supervisor, ext, a = agent
     ext.idle_keep_s = 0.0
-    try:
-        supervisor.attach(process_from_pid(a.pid))
-        [injector] = ext.injectors.values()
-        programs = set(injector.program_ids())
-        supervisor.close_sessions()  # its last target left, and it may not wait: gone
-        assert ext.injectors == {}
-        assert not programs & own_program_ids()
-    finally:
-        supervisor.close()
+    supervisor.attach(process_from_pid(a.pid))
+    [injector] = ext.injectors.values()
+    programs = set(injector.program_ids())
+    supervisor.close_sessions()  # its last target left, and it may not wait: gone
+    assert ext.injectors == {}
+    assert not programs & own_program_ids()
