@@ -44,12 +44,20 @@ class SessionStats:
     encode_cpu_s: float = 0.0
 
 
-@dataclass(eq=False)
-class _Use(ProbeUse):
-    """A probe's use by this session: the process's own assembler and scope."""
+class _ProbeSpans:
+    """Where one probe's events of this process go: its own assembler (the binary's
+    describer) and scope, then the session's pipeline."""
 
-    assembler: SpanAssembler | None = None
-    scope: bytes = b""  # the encoded InstrumentationScope of its spans
+    def __init__(self, session: Session, plan: ProbePlan) -> None:
+        self.session = session
+        self.assembler = SpanAssembler(plan.probe.name, plan.describer, session.clock)
+        self.scope = encode_scope(plan.probe.scope, gotel.__version__)
+
+    def take(self, use: ProbeUse, events: list[Event]) -> None:
+        self.session.take(self, events)
+
+    def lost(self, count: int) -> None:
+        self.session.lost(count)
 
 
 class Session:
@@ -84,7 +92,8 @@ class Session:
         self.resource = resource  # the encoded Resource of this process's spans
         self.clock = clock
         self.pid_filter = process.pid if pid_filter is None else pid_filter
-        self.loaded: list[_Use] = []
+        self.loaded: list[ProbeUse] = []
+        self._spans: list[_ProbeSpans] = []  # one per probe attached
         self.stats = SessionStats()
         # Two threads may hand this process events at once (the agent's loop and a detaching
         # thread draining an object it shares with it).
@@ -107,7 +116,8 @@ class Session:
                 continue
             try:
                 # Registered before its first event can come.
-                use = self.pool.add_use(plan, pid, self._use_maker(plan))
+                spans = _ProbeSpans(self, plan)
+                use = self.pool.add_use(plan, pid, spans)
             except GotelError as exc:
                 self.stats.skipped[name] = str(exc)
                 continue
@@ -121,18 +131,11 @@ class Session:
                 self.stats.skipped[name] = str(exc)
                 continue
             self.loaded.append(use)
+            self._spans.append(spans)
         if self.loaded and self._on_probes_attached is not None:
             self._on_probes_attached()
         if not extensions_later:
             self.start_extensions()
-
-    def _use_maker(self, plan: ProbePlan) -> Callable[[ProbeObject], ProbeUse]:
-        def make(shared: ProbeObject) -> ProbeUse:
-            assembler = SpanAssembler(plan.probe.name, plan.describer, self.clock)
-            return _Use(plan, shared, self, assembler=assembler,
-                        scope=encode_scope(plan.probe.scope, gotel.__version__))
-
-        return make
 
     def agent_maps(self) -> dict[str, int]:
         """The agent-wide maps this process's objects use, by name (fds stay the pool's)."""
@@ -155,7 +158,7 @@ class Session:
                     self.running[ext.name] = (ext, running)
         self._report_attach()
 
-    def _hook(self, use: _Use) -> None:
+    def _hook(self, use: ProbeUse) -> None:
         obj, binary, pid = use.shared.obj, self.process.binary, self.pid_filter
         if use.shared.multi:
             for program, offsets in offsets_by_program(use.plan).items():
@@ -168,7 +171,7 @@ class Session:
                 for offset in hp.return_offsets:
                     use.links.append(self._uprobe(use, hp.hook.returns, offset))
 
-    def _uprobe(self, use: _Use, program: str, offset: int) -> Link:
+    def _uprobe(self, use: ProbeUse, program: str, offset: int) -> Link:
         return use.shared.obj.attach_uprobe(program, self.process.binary, offset,
                                             self.pid_filter)
 
@@ -205,14 +208,13 @@ class Session:
         returns the events read. The agent drains its whole pool instead."""
         return sum(use.shared.drain() for use in self.loaded)
 
-    def take(self, use: ProbeUse, events: list[Event]) -> None:
-        """This process's events from one object: spans, queued for export."""
-        assert isinstance(use, _Use) and use.assembler is not None
+    def take(self, probe: _ProbeSpans, events: list[Event]) -> None:
+        """This process's events of one probe: spans, queued for export."""
         stats = self.stats
         t0 = time.thread_time()
-        described = use.assembler.describe(events)
+        described = probe.assembler.describe(events)
         t1 = time.thread_time()
-        spans = use.assembler.encode(described)
+        spans = probe.assembler.encode(described)
         t2 = time.thread_time()
         with self._stats_lock:
             stats.describe_cpu_s += t1 - t0
@@ -220,7 +222,7 @@ class Session:
             stats.events += len(events)
             stats.spans += len(spans)
         if spans:
-            self.pipeline.add(SpanChunk(self.resource, use.scope, spans))
+            self.pipeline.add(SpanChunk(self.resource, probe.scope, spans))
 
     def lost(self, count: int) -> None:
         with self._stats_lock:
@@ -232,7 +234,7 @@ class Session:
 
     # -- metrics ------------------------------------------------------------------------
     def read_metrics(
-        self, reads: Mapping[object, Mapping[int, HistogramMetric]] | None = None
+        self, reads: Mapping[ProbeObject, Mapping[int, HistogramMetric]] | None = None
     ) -> ProcessMetrics | None:
         """Every probe's RED histograms as of now (cumulative since attach); None: metrics
         off. `reads`: objects' series already read, by object, then pid (else read now)."""
@@ -285,8 +287,8 @@ class Session:
                 self.stats.final_metrics = self.read_metrics()
                 self.check_lost()
                 self.stats.decode_errors += sum(
-                    use.assembler.undecodable + use.assembler.invalid
-                    for use in self.loaded if use.assembler is not None
+                    probe.assembler.undecodable + probe.assembler.invalid
+                    for probe in self._spans
                 )
         finally:
             for ext, running in self.running.values():

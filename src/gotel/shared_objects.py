@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -293,9 +293,7 @@ class ObjectPool:
             for program in programs_of(plan) if multi else ():
                 obj.use_uprobe_multi(program)
             obj.load()
-            per_process = {name for name in names
-                           if obj.map_key_fields(name).get(PROCESS_KEY_MEMBER, None) is not None
-                           and obj.map_key_fields(name)[PROCESS_KEY_MEMBER].offset == 0}
+            per_process = {name for name in names if _keyed_by_process(obj, name)}
             for name in agent_maps:
                 if name not in self.maps:
                     self.maps[name] = _AgentMap(os.dup(obj.map_fd(name)), obj.key_size(name),
@@ -313,14 +311,13 @@ class ObjectPool:
                            DrainStats())
 
     # -- users ----------------------------------------------------------------------------
-    def add_use(self, plan: ProbePlan, pid: int,
-                make: Callable[[ProbeObject], ProbeUse]) -> ProbeUse:
-        """The process's use of the plan's object (loaded now if need be), made by
-        make(object) and registered at once: an idle object is never closed under it.
+    def add_use(self, plan: ProbePlan, pid: int, sink: EventSink) -> ProbeUse:
+        """The process's use of the plan's object (loaded now if need be), registered at
+        once, so that an idle object is never closed under it; its events go to `sink`.
         Raises GotelError when the object cannot load."""
         with self._lock:
             shared = self.acquire(plan)
-            use = make(shared)
+            use = ProbeUse(plan, shared, sink)
             shared.users[pid] = use
             shared.idle_since = 0.0
             return use
@@ -410,6 +407,11 @@ class ObjectPool:
             for m in self.maps.values():
                 os.close(m.fd)
             self.maps = {}
+
+
+def _keyed_by_process(obj: BpfObject, map_name: str) -> bool:
+    member = obj.map_key_fields(map_name).get(PROCESS_KEY_MEMBER)
+    return member is not None and member.offset == 0
 
 
 def offsets_by_program(plan: ProbePlan) -> dict[str, list[int]]:

@@ -22,7 +22,7 @@ from gotel.instrumentation.registry import all_extensions
 from gotel.metrics import HistogramMetric, ProcessMetrics
 from gotel.planning import ProbePlan, plan_probes
 from gotel.session import Session, SessionStats
-from gotel.shared_objects import ObjectPool
+from gotel.shared_objects import ObjectPool, ProbeObject
 from gotel.target import (
     ExecEvents,
     ExecutableSelector,
@@ -334,7 +334,7 @@ class Supervisor:
         with self._totals_lock:  # detaching threads add their processes' last reads
             snapshot, self._final_metrics = self._final_metrics, []
         # Each shared object's series once, for all of its processes.
-        reads: dict[object, dict[int, HistogramMetric]] = {}
+        reads: dict[ProbeObject, dict[int, HistogramMetric]] = {}
         for shared in list(self.pool.objects.values()):
             if shared.metrics is not None and shared.users:
                 try:
@@ -465,6 +465,8 @@ class Supervisor:
             lost += f", {drained.spilled} events refused by the ring and taken by the spill ring"
         if drained.unrouted:
             lost += f", {drained.unrouted} events of processes already detached dropped"
+        if drained.decode_errors:
+            lost += f", {drained.decode_errors} undecodable events dropped"
         line = f"spans: {self.pipeline.summary()}{lost}"
         if totals.spans:
             per_span = {
