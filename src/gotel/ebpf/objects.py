@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from gotel.ebpf import attachments, libbpf, uprobe_multi
 from gotel.ebpf.attachments import MapAttachment
@@ -69,6 +70,9 @@ class Link:
 
     def __repr__(self) -> str:
         return f"Link({self.description!r}{'' if self.active else ', destroyed'})"
+
+
+_L = TypeVar("_L", Link, FdLink)
 
 
 class BpfObject(MapAccess):
@@ -212,11 +216,7 @@ class BpfObject(MapAccess):
             hint = f" ({_PRIVILEGE_HINT})" if err in (errno.EPERM, errno.EACCES) else ""
             raise AttachError(f"{where}: {libbpf.strerror(err)}{hint}")
         libbpf.replay_warnings(messages)
-        link = Link(ptr, where)
-        self._links = [kept for kept in self._links if kept.active]
-        self._links.append(link)
-        log.debug("attached %s", where)
-        return link
+        return self._keep(Link(ptr, where), where)
 
     def use_uprobe_multi(self, program: str) -> None:
         """Before load: `program` will attach through uprobe_multi links (one link for many
@@ -250,7 +250,10 @@ class BpfObject(MapAccess):
         except AttachError as exc:
             hint = f" ({_PRIVILEGE_HINT})" if "not permitted" in str(exc) else ""
             raise AttachError(f"{exc}{hint}") from exc
-        link = FdLink(fd, where)
+        return self._keep(FdLink(fd, where), where)
+
+    def _keep(self, link: _L, where: str) -> _L:
+        """Track a new link (close() destroys those still active)."""
         self._links = [kept for kept in self._links if kept.active]
         self._links.append(link)
         log.debug("attached %s", where)
@@ -270,11 +273,7 @@ class BpfObject(MapAccess):
                 f"{where}: {libbpf.strerror(err)}" + (f" ({detail})" if detail else "") + hint
             )
         libbpf.replay_warnings(messages)
-        link = Link(ptr, where)
-        self._links = [kept for kept in self._links if kept.active]
-        self._links.append(link)
-        log.debug("attached %s", where)
-        return link
+        return self._keep(Link(ptr, where), where)
 
     def program_names(self) -> list[str]:
         obj = self._require_open()
@@ -353,10 +352,8 @@ class BpfObject(MapAccess):
         """Attach a cgroup program (sockops, cgroup_skb, ...) to a cgroup v2 directory: it
         then runs for the processes of that cgroup and of its descendants."""
         where = f"{program} on cgroup {os.fspath(cgroup_path)}"
-        link = Link(attachments.attach_cgroup(self._program(program), cgroup_path, where), where)
-        self._links = [kept for kept in self._links if kept.active]
-        self._links.append(link)
-        return link
+        ptr = attachments.attach_cgroup(self._program(program), cgroup_path, where)
+        return self._keep(Link(ptr, where), where)
 
     def attach_sk_msg(self, program: str, map_name: str) -> MapAttachment:
         """Attach an sk_msg program to a sockmap/sockhash: it runs on every send of the
