@@ -9,7 +9,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GOTEL, GoServer, Gotel, get, read_jsonl
+from conftest import GOTEL, GoServer, Gotel, free_port, get, read_jsonl
 from gotools import APPS, build_app
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -32,12 +31,6 @@ EXPECTED = {
     "/error": ["SELECT no_such_table"],
     "/background": ["DELETE items"],  # on a goroutine the handler started: its child all the same
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

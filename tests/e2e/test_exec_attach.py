@@ -6,25 +6,18 @@ from __future__ import annotations
 import logging
 import re
 import signal
-import socket
 import subprocess
 import threading
 from collections import Counter
 
 import pytest
 
-from conftest import GoServer, Gotel, get, read_jsonl
+from conftest import GoServer, Gotel, free_port, get, read_jsonl
 from gotools import build_app
 
 pytestmark = pytest.mark.usefixtures("require_root")
 
 REQUESTS = 20  # each short client run: 20 GETs 40 ms apart, ~0.8 s in all
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_short_lived_clients_are_caught_at_exec_and_their_spans_exported(
@@ -87,7 +80,7 @@ def test_a_restarting_server_matched_by_glob_is_reattached_each_time(tmp_path, s
 
 
 def test_port_selector_follows_whatever_listens_on_the_port(tmp_path, servers, gotels):
-    port = _free_port()
+    port = free_port()
     binary = build_app("httpserver")
     out = tmp_path / "spans.jsonl"
     gotel = Gotel("attach", "--port", str(port), "--exporter", "jsonl", "--output", str(out))

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import re
-import socket
 import time
 
 import pytest
 
-from conftest import GoServer, Gotel, get
+from conftest import GoServer, Gotel, free_port, get
 from gotools import build_app
 from otlp_receiver import Receiver
 
 pytestmark = pytest.mark.usefixtures("require_root")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _hello(server: GoServer, count: int, tag: str) -> None:
@@ -33,7 +26,7 @@ def _paths(receiver: Receiver) -> list[str]:
 def test_spans_made_while_the_collector_is_down_arrive_when_it_is_back(
     tmp_path, servers, gotels
 ):
-    port = _free_port()
+    port = free_port()
     out = tmp_path / "spans.jsonl"
     server = GoServer(build_app("httpserver"))
     servers.append(server)
@@ -69,7 +62,7 @@ def test_spans_made_while_the_collector_is_down_arrive_when_it_is_back(
 
 
 def test_spans_the_queue_cannot_hold_are_counted_and_reported(tmp_path, servers, gotels):
-    port = _free_port()  # nobody listens: the collector is down throughout
+    port = free_port()  # nobody listens: the collector is down throughout
     server = GoServer(build_app("httpserver"))
     servers.append(server)
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import time
 import urllib.error
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Gotel, read_jsonl
+from conftest import Gotel, free_port, read_jsonl
 from gotel.goelf import open_binary
 from gotools import APPS, build_app
 
@@ -24,12 +23,6 @@ pytestmark = pytest.mark.usefixtures("require_root")
 
 PROGRAM = "github.com/fsouza/fake-gcs-server"
 MUX = "github.com/gorilla/mux"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def call(method: str, url: str, body: bytes | None = None, kind: str = "application/json"

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from conftest import GOTEL, SLACK, GoServer, Gotel, get, inside, read_jsonl, spans_until
+from conftest import GOTEL, SLACK, GoServer, Gotel, free_port, get, inside, read_jsonl, spans_until
 from gotel.goelf import open_binary
 from gotel.instrumentation.goredis import probe
 from gotel.offsets import database
@@ -48,12 +48,6 @@ def build_redisapp(version: str, *, stripped: bool = False) -> Path:
     if version == PINNED:
         return build_app("redisapp", stripped=stripped)
     return build_app_against("redisapp", MODULE, version, stripped=stripped)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for_redis(port: int, popen: subprocess.Popen, timeout: float = 10) -> None:

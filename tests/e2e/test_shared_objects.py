@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GOTEL, REPO, GoServer, Gotel, get, spans_until
+from conftest import GOTEL, REPO, GoServer, Gotel, free_port, get, spans_until
 from gotools import build_app
 
 pytestmark = pytest.mark.usefixtures("require_root")
@@ -182,12 +181,6 @@ def running_with(argument: str) -> list[int]:
             except OSError:
                 continue
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def attached(log: list[str]) -> list[str]:
