@@ -297,6 +297,12 @@ def _watchable(exe: str) -> Path | str:
         path = Path(exe).resolve()
         if path.is_dir() or not path.exists():
             return resolve_executable(exe)  # says what is wrong with it
+        # A file that is no Go program could never be instrumented: say so now rather than
+        # watch for its processes forever.
+        from gotel.goelf import open_binary
+
+        with open_binary(path):
+            pass
         return path  # gotel only reads it: no need for it to be executable by gotel
     if os.path.isabs(exe):
         # Not in this filesystem: a binary in another container, matched by its path there.

@@ -62,6 +62,11 @@ def test_missing_file():
     one_line_error(gotel("run", "--", "/no/such/file"), 2, "/no/such/file")
 
 
+def test_attach_exe_refuses_a_file_that_is_no_go_program(bad_files):
+    one_line_error(gotel("attach", "--exe", str(bad_files["text"])), 2, "not an ELF")
+    one_line_error(gotel("attach", "--exe", "/bin/ls"), 2, "/bin/ls", "go")
+
+
 def test_run_refuses_non_go_program():
     one_line_error(gotel("run", "--", "/bin/true"), 2, "go")
 
